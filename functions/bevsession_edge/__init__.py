@@ -1,0 +1,1 @@
+"""bevsession_edge: the aiohttp edge worker (middleware, routes, configuration, CLI)."""

@@ -1,0 +1,1 @@
+"""bevsession: the Python RPC layer of bevgenie-session (models, cookie sealing, transports)."""
