@@ -1,0 +1,350 @@
+"""iron's ``Fe26.2`` seal, byte-compatible with iron-session 8.0.4 / iron-webcrypto 1.2.1.
+
+A cookie sealed by a Node iron-session app opens here and the other way round, so routes
+can move from the Next.js seed app to the Python edge worker one at a time.
+
+The format (``~2`` is iron-session's version suffix, outside the MAC)::
+
+    Fe26.2*<id>*<encSalt>*<iv>*<ciphertext>*<expiration>*<hmacSalt>*<hmac>~2
+
+- salts: 32 random bytes as 64 lowercase hex characters, one for encryption, one for the MAC;
+- keys: PBKDF2-HMAC-SHA1, 1 iteration, 32 bytes, salt = the UTF-8 bytes of the hex STRING;
+- cipher: AES-256-CBC with PKCS#7 padding and a random 16-byte IV;
+- MAC: HMAC-SHA256 over ``Fe26.2*id*encSalt*iv*ct*exp``, base64url without padding (43 chars),
+  compared as that string in constant time, so a non-canonical last character is rejected;
+- expiration: milliseconds since the epoch (empty when ttl is 0), checked with a clock-skew
+  allowance; the ttl given to unseal plays no part (as in iron-session).
+
+Everything an unseal can go wrong with raises :class:`SealError` and nothing else; callers
+treat every reason alike as "no session". Configuration mistakes (a short password, a bad
+id, a negative ttl) are :class:`SealConfigError`, a ``ValueError``, raised when the sealer is
+built or data is sealed — never disguised as a bad seal.
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+__all__ = [
+    "DEFAULT_TTL",
+    "MIN_PASSWORD_LENGTH",
+    "TIMESTAMP_SKEW_SEC",
+    "Password",
+    "SealConfigError",
+    "SealError",
+    "SealReason",
+    "Sealer",
+    "js_length",
+    "seal_data",
+    "unseal_data",
+]
+
+DEFAULT_TTL: Final = 14 * 24 * 3600
+"""iron-session's default ttl in seconds (14 days)."""
+MIN_PASSWORD_LENGTH: Final = 32
+"""iron's minimum, counted as JS does: UTF-16 code units."""
+TIMESTAMP_SKEW_SEC: Final = 60
+"""iron's clock-skew allowance: a seal counts as expired only this long after its expiration."""
+
+Password = str | Mapping[str, str]
+"""One password (sealed under id ``"1"``, as iron-session does) or a rotation map id → password."""
+
+MAC_PREFIX: Final = "Fe26.2"
+VERSION_SUFFIX: Final = "~2"
+_PASSWORD_ID = re.compile(r"\w+", re.ASCII)
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+_FROM_URL = str.maketrans("-_", "+/")
+_MAX_EXP_DIGITS: Final = 4000  # below int()'s 4300-digit limit; anything longer is far future
+
+# Randomness for salts and IV: one call per seal. Tests may replace it to build known answers.
+_urandom = os.urandom
+
+
+class SealReason(StrEnum):
+    """Why a seal did not open. Every reason means the same to a caller: no session.
+
+    There is no "wrong password" reason: a seal made under the same id with another password and a
+    tampered seal fail the same way, at the MAC, and cannot be told apart (that is the point of a
+    MAC). A wrong password therefore shows up as ``BAD_MAC``; a seal made under an id this sealer
+    does not have shows up as ``UNKNOWN_PASSWORD_ID``.
+    """
+
+    MALFORMED = "malformed"
+    """Not a ``Fe26.2``/``~2`` seal: wrong shape, prefix, suffix or a non-digit expiration."""
+    EXPIRED = "expired"
+    UNKNOWN_PASSWORD_ID = "unknown_password_id"  # noqa: S105 (a reason, not a secret)
+    BAD_MAC = "bad_mac"
+    """Tampered, or sealed with another password under the same id."""
+    BAD_PAYLOAD = "bad_payload"
+    """The MAC is good but the content is not: base64, IV, padding, UTF-8 or JSON. Only a holder
+    of the password can make such a seal; iron-session throws on it, we refuse it."""
+
+
+class SealError(Exception):
+    """A seal that does not open. The only exception :meth:`Sealer.unseal` raises."""
+
+    def __init__(self, reason: SealReason, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason: Final = reason
+        self.detail: Final = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}"
+
+
+class SealConfigError(ValueError):
+    """The sealer's configuration is unusable (password too short, bad id, bad ttl)."""
+
+
+def js_length(text: str) -> int:
+    """Length of ``text`` as JavaScript counts it (UTF-16 code units): iron's password minimum."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _check_seconds(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SealConfigError(f"{what} must be a whole number of seconds >= 0")
+    return value
+
+
+def _password_bytes(pid: str, password: object) -> bytes:
+    if not isinstance(password, str):
+        raise SealConfigError(f"password {pid!r} must be a string")
+    length = js_length(password)
+    if length < MIN_PASSWORD_LENGTH:
+        raise SealConfigError(
+            f"password {pid!r} has {length} characters; at least {MIN_PASSWORD_LENGTH} are "
+            "required (counted in UTF-16 units, as JavaScript does)"
+        )
+    try:
+        return password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SealConfigError(f"password {pid!r} contains a lone surrogate") from None
+
+
+def _is_decimal_id(pid: str) -> bool:
+    return pid.isascii() and pid.isdigit() and (pid == "0" or pid[0] != "0")
+
+
+def _b64url(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    """Strict base64url (no padding); raises ``ValueError`` on anything else."""
+    if len(text) % 4 == 1 or not _BASE64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(text.translate(_FROM_URL) + "=" * (-len(text) % 4))
+
+
+def _key(password: bytes, salt: str) -> bytes:
+    # surrogatepass: a forged salt may hold anything; it must fail at the MAC, not raise here.
+    return hashlib.pbkdf2_hmac("sha1", password, salt.encode("utf-8", "surrogatepass"), 1, 32)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# JSON.stringify writes a lone surrogate as a \udXXX escape; UTF-8 cannot carry it raw.
+_ASCII_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)  # JSON.parse refuses NaN
+
+
+def _to_json(data: Any) -> bytes:
+    """``JSON.stringify`` as UTF-8. NaN/Infinity and cycles raise ``ValueError``, other types
+    ``TypeError``: data that cannot be sealed is the caller's bug, not a bad seal."""
+    text = _ENCODER.encode(data)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII_ENCODER.encode(data).encode("ascii")
+
+
+class Sealer:
+    """Seals and unseals with one validated password configuration.
+
+    Build it once from the configuration: passwords are checked and encoded here, so a bad
+    configuration fails at start-up instead of on the first request.
+
+    Rotation: every id of the map opens; sealing uses the id with the highest numeric value
+    (iron-session's ``Math.max`` over the ids), so ``{"1": old, "2": new}`` seals with ``"2"``.
+    Ids must match ``^\\w+$``; only ids written as plain decimal numbers take part in choosing the
+    sealing id, other ids only open (iron-session cannot seal at all with a non-numeric id in its
+    map). A seal with an empty id is looked up as ``"default"``, as iron does.
+    """
+
+    __slots__ = ("_local_offset_ms", "_passwords", "_seal_id", "_seal_password", "_skew_ms", "_ttl")
+
+    def __init__(
+        self,
+        password: Password,
+        *,
+        ttl: int = DEFAULT_TTL,
+        timestamp_skew_sec: int = TIMESTAMP_SKEW_SEC,
+        local_offset_ms: int = 0,
+    ) -> None:
+        """``ttl`` is the default lifetime in seconds (0 = no expiry); ``timestamp_skew_sec`` how
+        long after its expiration a seal still opens; ``local_offset_ms`` is added to this
+        machine's clock, like iron's ``localtimeOffsetMsec``."""
+        if isinstance(password, str):
+            items: dict[str, object] = {"1": password}
+        elif isinstance(password, Mapping):
+            items = dict(password)
+        else:
+            raise SealConfigError("password must be a string or a mapping of id to password")
+        if not items:
+            raise SealConfigError("the password map is empty")
+        passwords: dict[str, bytes] = {}
+        for pid, secret in items.items():
+            if not isinstance(pid, str) or not _PASSWORD_ID.fullmatch(pid):
+                raise SealConfigError(f"password id {pid!r} must match ^\\w+$")
+            passwords[pid] = _password_bytes(pid, secret)
+        decimal_ids = [pid for pid in passwords if _is_decimal_id(pid)]
+        if not decimal_ids:
+            raise SealConfigError("no password id is a decimal number, so none can seal")
+        self._seal_id: Final = max(decimal_ids, key=lambda pid: (len(pid), pid))
+        self._seal_password: Final = passwords[self._seal_id]
+        self._passwords: Final = passwords
+        self._ttl: Final = _check_seconds(ttl, "ttl (0 = no expiry)")
+        self._skew_ms: Final = _check_seconds(timestamp_skew_sec, "timestamp_skew_sec") * 1000
+        if not isinstance(local_offset_ms, int) or isinstance(local_offset_ms, bool):
+            raise SealConfigError("local_offset_ms must be an int")
+        self._local_offset_ms: Final = local_offset_ms
+
+    @property
+    def seal_id(self) -> str:
+        """The password id new seals carry."""
+        return self._seal_id
+
+    def _now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self._local_offset_ms
+
+    def seal(self, data: Any, *, ttl: int | None = None) -> str:
+        """Seal ``data`` (anything ``JSON.stringify`` writes the same way) for ``ttl`` seconds.
+
+        Raises ``ValueError``/``TypeError`` for data JSON cannot carry (NaN, Infinity, cycles,
+        other objects) and :class:`SealConfigError` for a negative ttl.
+        """
+        ttl = self._ttl if ttl is None else _check_seconds(ttl, "ttl (0 = no expiry)")
+        plaintext = _to_json(data)
+        random = _urandom(80)
+        enc_salt = random[:32].hex()
+        mac_salt = random[32:64].hex()
+        iv = random[64:]
+        password = self._seal_password
+        pad = 16 - len(plaintext) % 16
+        encryptor = Cipher(algorithms.AES(_key(password, enc_salt)), modes.CBC(iv)).encryptor()
+        ciphertext = encryptor.update(plaintext + bytes((pad,)) * pad) + encryptor.finalize()
+        expiration = str(self._now_ms() + ttl * 1000) if ttl else ""
+        base = (
+            f"{MAC_PREFIX}*{self._seal_id}*{enc_salt}*{_b64url(iv)}*{_b64url(ciphertext)}"
+            f"*{expiration}"
+        )
+        mac = hmac.digest(_key(password, mac_salt), base.encode("ascii"), "sha256")
+        return f"{base}*{mac_salt}*{_b64url(mac)}{VERSION_SUFFIX}"
+
+    def unseal(self, sealed: str) -> Any:
+        """Open a seal and return its data; raise :class:`SealError` and nothing else.
+
+        Checks run in iron's order: ``~2`` suffix, part count, prefix, expiration, password id,
+        MAC, then the content (base64, decryption, UTF-8, JSON). A seal without the ``~2``
+        suffix is what iron-session reads as its pre-v6 format; we do not support that format
+        and refuse it as ``malformed``. Like iron-session, a seal of ``null`` (or of nothing)
+        opens as ``{}``.
+        """
+        if not isinstance(sealed, str) or not sealed.endswith(VERSION_SUFFIX):
+            raise SealError(SealReason.MALFORMED, "not a ~2 seal")
+        body = sealed[: -len(VERSION_SUFFIX)]
+        if "~" in body:
+            raise SealError(SealReason.MALFORMED, "stray '~'")
+        parts = body.split("*")
+        if len(parts) != 8:
+            raise SealError(SealReason.MALFORMED, "incorrect number of sealed components")
+        prefix, pid, enc_salt, iv_b64, ct_b64, expiration, mac_salt, mac = parts
+        if prefix != MAC_PREFIX:
+            raise SealError(SealReason.MALFORMED, "wrong mac prefix")
+        if expiration:
+            if not (expiration.isascii() and expiration.isdigit()):
+                raise SealError(SealReason.MALFORMED, "invalid expiration")
+            digits = expiration.lstrip("0")
+            if len(digits) <= _MAX_EXP_DIGITS and int(digits or "0") <= (
+                self._now_ms() - self._skew_ms
+            ):
+                raise SealError(SealReason.EXPIRED, "expired seal")
+        password = self._passwords.get(pid or "default")
+        if password is None:
+            raise SealError(SealReason.UNKNOWN_PASSWORD_ID, "cannot find password for this id")
+        base = "*".join(parts[:6]).encode("utf-8", "surrogatepass")
+        expected = _b64url(hmac.digest(_key(password, mac_salt), base, "sha256"))
+        if not (mac.isascii() and hmac.compare_digest(expected, mac)):
+            raise SealError(SealReason.BAD_MAC, "bad hmac value")
+        try:
+            iv = _b64url_decode(iv_b64)
+            ciphertext = _b64url_decode(ct_b64)
+            decryptor = Cipher(algorithms.AES(_key(password, enc_salt)), modes.CBC(iv)).decryptor()
+            padded = decryptor.update(ciphertext) + decryptor.finalize()
+        except ValueError:
+            raise SealError(SealReason.BAD_PAYLOAD, "undecryptable content") from None
+        pad = padded[-1] if padded else 0
+        if not 1 <= pad <= 16 or padded[-pad:] != bytes((pad,)) * pad:
+            raise SealError(SealReason.BAD_PAYLOAD, "bad padding")
+        try:
+            text = padded[:-pad].decode("utf-8")
+        except UnicodeDecodeError:
+            raise SealError(SealReason.BAD_PAYLOAD, "content is not UTF-8") from None
+        if not text:
+            return {}
+        try:
+            data = _DECODER.decode(text)
+        except (ValueError, RecursionError):
+            raise SealError(SealReason.BAD_PAYLOAD, "content is not JSON") from None
+        return {} if data is None else data
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_sealer(key: str | tuple[tuple[str, str], ...]) -> Sealer:
+    return Sealer(key if isinstance(key, str) else dict(key))
+
+
+def _sealer_for(password: Password) -> Sealer:
+    """The module functions build a :class:`Sealer` once per password configuration."""
+    if isinstance(password, str):
+        return _cached_sealer(password)
+    if isinstance(password, Mapping):
+        try:
+            return _cached_sealer(tuple(password.items()))
+        except TypeError:  # unhashable values: build uncached, which raises a clear error
+            pass
+    return Sealer(password)
+
+
+def seal_data(data: Any, *, password: Password, ttl: int = DEFAULT_TTL) -> str:
+    """iron-session's ``sealData``: seal ``data`` for ``ttl`` seconds (0 = no expiry)."""
+    return _sealer_for(password).seal(data, ttl=ttl)
+
+
+def unseal_data(sealed: str, *, password: Password, ttl: int = DEFAULT_TTL) -> Any:
+    """iron-session's ``unsealData``, except that every failure raises :class:`SealError`.
+
+    ``ttl`` is accepted for symmetry and ignored, as in iron-session: the seal's own expiration
+    decides. Only ``~2`` seals open: iron-session reads a seal without the suffix as its pre-v6
+    format, which we refuse as ``malformed``. A short password still raises
+    :class:`SealConfigError`, a configuration error rather than a bad seal.
+    """
+    del ttl
+    return _sealer_for(password).unseal(sealed)
