@@ -1,0 +1,79 @@
+"""The app factory: settings in, a ready ``web.Application`` out.
+
+Pools and HTTP clients are opened in a cleanup context (and closed there, after in-flight
+requests finish on shutdown). Everything a handler needs is typed app state (``web.AppKey``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bevsession.cookies import CookieOptions
+from bevsession.sealing import Sealer
+from bevsession.service import SessionService
+from bevsession.transports.base import Transport
+from bevsession.transports.postgres import PostgresTransport
+from bevsession.transports.supabase import SupabaseTransport
+
+from .config import Settings
+from .detection import KeywordSignalDetector, SignalDetector
+from .http_errors import json_errors
+from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
+from .middleware import REJECTIONS, session_middleware, write_cookie
+from .replies import ReplyGenerator, TemplateReplyGenerator
+from .routes import routes
+
+# Largest request body: a chat message is at most 8000 characters (32 KB of UTF-8) plus JSON.
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def open_transport(settings: Settings) -> Transport:
+    """The transport the settings ask for, connected (fails fast on a wrong DSN or role)."""
+    if settings.transport_name() == "supabase":
+        assert settings.supabase_url and settings.supabase_service_role_key  # checked by Settings
+        assert settings.supabase_jwt_secret
+        return await SupabaseTransport.connect(
+            settings.supabase_url,
+            service_key=settings.supabase_service_role_key.get_secret_value(),
+            jwt_secret=settings.supabase_jwt_secret.get_secret_value(),
+            anon_key=(
+                settings.supabase_anon_key.get_secret_value() if settings.supabase_anon_key else None
+            ),
+        )
+    assert settings.database_url is not None
+    return await PostgresTransport.connect(settings.database_url.get_secret_value())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    detector: SignalDetector | None = None,
+    replier: ReplyGenerator | None = None,
+) -> web.Application:
+    """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
+    app = web.Application(middlewares=[json_errors, session_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)
+    app[COOKIE] = CookieOptions(
+        name=settings.cookie_name, ttl=settings.session_ttl, secure=settings.secure_cookies
+    )
+    app[DETECTOR] = detector or KeywordSignalDetector()
+    app[REPLIER] = replier or TemplateReplyGenerator()
+    app[REJECTIONS] = Counter()
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        owned = transport is None
+        app[TRANSPORT] = transport if transport is not None else await open_transport(settings)
+        app[SERVICE] = SessionService(app[TRANSPORT])
+        yield
+        if owned:
+            await app[TRANSPORT].close()
+
+    app.cleanup_ctx.append(database)
+    app.on_response_prepare.append(write_cookie)
+    app.add_routes(routes)
+    return app

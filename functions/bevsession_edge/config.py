@@ -1,0 +1,153 @@
+"""Configuration from the environment, refused early and clearly when missing or weak.
+
+Every setting has one environment variable. The server refuses to start rather than run with
+a password shorter than iron's 32 characters, a half-configured Supabase stack, or — in
+production — a generated development password or cookies without ``Secure``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
+PASSWORD_ID = re.compile(r"^\w+$")
+
+Environment = Literal["development", "production"]
+TransportName = Literal["auto", "postgres", "supabase"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which variable and why."""
+
+
+def js_length(text: str) -> int:
+    """String length as JavaScript counts it (UTF-16 code units), for iron's password minimum."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+class Settings(BaseSettings):
+    """All settings of the edge worker. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    environment: Environment = Field("development", validation_alias="BEVSESSION_ENV")
+
+    # Cookie sealing: one password, or a rotation map {id: password} (newest numeric id seals).
+    session_password: SecretStr | None = Field(None, validation_alias="SESSION_PASSWORD")
+    session_passwords: Annotated[dict[str, SecretStr] | None, NoDecode] = Field(
+        None, validation_alias="SESSION_PASSWORDS"
+    )
+    # Set by `bevsession serve` when it generated a development password (refused in production).
+    password_generated: bool = Field(False, validation_alias="BEVSESSION_PASSWORD_GENERATED")
+
+    # Database: a PostgreSQL URL (postgres transport) or a Supabase project (supabase transport).
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    supabase_url: str | None = Field(None, validation_alias="SUPABASE_URL")
+    supabase_anon_key: SecretStr | None = Field(None, validation_alias="SUPABASE_ANON_KEY")
+    supabase_service_role_key: SecretStr | None = Field(
+        None, validation_alias="SUPABASE_SERVICE_ROLE_KEY"
+    )
+    supabase_jwt_secret: SecretStr | None = Field(None, validation_alias="SUPABASE_JWT_SECRET")
+    transport: TransportName = Field("auto", validation_alias="BEVSESSION_TRANSPORT")
+
+    # Cookie and session lifetime.
+    cookie_name: str = Field("bevgenie_session", validation_alias="SESSION_COOKIE_NAME")
+    session_ttl: int = Field(86400, ge=120, validation_alias="SESSION_TTL")
+    cookie_secure: bool | None = Field(None, validation_alias="SESSION_COOKIE_SECURE")
+
+    # Abuse limits.
+    max_message_chars: int = Field(4000, ge=1, le=8000, validation_alias="MAX_MESSAGE_CHARS")
+    history_page_max: int = Field(100, ge=1, le=200, validation_alias="HISTORY_PAGE_MAX")
+
+    @field_validator("session_passwords", mode="before")
+    @classmethod
+    def _parse_password_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError("SESSION_PASSWORDS must be a JSON object {id: password}") from exc
+        return value
+
+    @field_validator("cookie_name")
+    @classmethod
+    def _cookie_name_token(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", value):
+            raise ValueError("SESSION_COOKIE_NAME may use letters, digits, '_' and '-' only")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        passwords = self.passwords()
+        if not passwords:
+            raise ValueError("set SESSION_PASSWORD (32+ characters) or SESSION_PASSWORDS")
+        for pid, password in passwords.items():
+            if not PASSWORD_ID.match(pid):
+                raise ValueError(f"SESSION_PASSWORDS id {pid!r} must match ^\\w+$")
+            if js_length(password) < MIN_PASSWORD_LENGTH:
+                raise ValueError(
+                    f"session password {pid!r} has {js_length(password)} characters; "
+                    f"at least {MIN_PASSWORD_LENGTH} are required"
+                )
+        if self.transport_name() == "supabase":
+            missing = [
+                name
+                for name, value in (
+                    ("SUPABASE_URL", self.supabase_url),
+                    ("SUPABASE_SERVICE_ROLE_KEY", self.supabase_service_role_key),
+                    ("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"the supabase transport needs {', '.join(missing)}")
+        elif self.database_url is None:
+            raise ValueError("set DATABASE_URL (or the SUPABASE_* variables)")
+        if self.environment == "production":
+            if self.password_generated:
+                raise ValueError(
+                    "production refuses a generated session password: set SESSION_PASSWORD(S) "
+                    "to a stable secret, or every restart logs everyone out"
+                )
+            if self.cookie_secure is False:
+                raise ValueError("production refuses SESSION_COOKIE_SECURE=false")
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+    def passwords(self) -> dict[str, str]:
+        """The password map iron expects: ``{"1": pw}`` for a single password."""
+        if self.session_passwords:
+            return {k: v.get_secret_value() for k, v in self.session_passwords.items()}
+        if self.session_password is not None:
+            return {"1": self.session_password.get_secret_value()}
+        return {}
+
+    def transport_name(self) -> Literal["postgres", "supabase"]:
+        if self.transport != "auto":
+            return self.transport
+        return "postgres" if self.database_url is not None or not self.supabase_url else "supabase"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure if self.cookie_secure is not None else self.is_production
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus overrides), or a ConfigError listing every problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise ConfigError(f"configuration refused: {problems}") from None

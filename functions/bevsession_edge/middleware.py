@@ -1,0 +1,82 @@
+"""Session middleware: cookie → session state → (re)sealed cookie when, and only when, it changed.
+
+Only ``/api/`` routes get a session; static pages and probes never unseal, never write a cookie.
+The cookie is written from ``on_response_prepare``, the last moment before headers leave, so
+streamed and file responses get it too (a long-standing aiohttp-session gap), and handlers
+never have to remember to "save".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from bevsession.cookies import CookieTooLarge, destroy_cookie_header, set_cookie_header
+
+from .keys import COOKIE, SEALER
+from .session_cookie import SessionState, new_user, now_ms, open_cookie, persona_summary, seal_user
+
+log = logging.getLogger(__name__)
+
+SESSION_STATE = web.RequestKey("session_state", SessionState)
+SESSION_PREFIX = "/api/"
+# Why cookies were refused (malformed, bad_mac, expired, …): counted, logged at debug level.
+REJECTIONS = web.AppKey("cookie_rejections", Counter[str])
+
+
+def session_of(request: web.Request) -> SessionState:
+    """The typed accessor handlers use (instead of a raw dict)."""
+    return request[SESSION_STATE]
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith(SESSION_PREFIX):
+        request[SESSION_STATE] = load_session(request)
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def load_session(request: web.Request) -> SessionState:
+    app = request.app
+    cookie_options = app[COOKIE]
+    user, reason, reseal = open_cookie(request.cookies.get(cookie_options.name), app[SEALER])
+    if user is None:
+        if reason is not None:
+            app[REJECTIONS][reason] += 1
+            log.debug("session cookie refused (%s); starting a new session", reason)
+        return SessionState(new_user(), is_new=True, rejected=reason)
+    state = SessionState(user, is_new=False, reseal=reseal)
+    state.update(lastActivityAt=now_ms())
+    return state
+
+
+async def write_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` hook: add ``Set-Cookie`` for a changed or cleared session."""
+    state = request.get(SESSION_STATE)
+    if state is None:
+        return
+    options = request.app[COOKIE]
+    if state.cleared:
+        response.headers.add(hdrs.SET_COOKIE, destroy_cookie_header(options))
+        return
+    if not state.changed:
+        return
+    sealer = request.app[SEALER]
+    try:
+        header = set_cookie_header(seal_user(state.user, sealer, options.ttl), options)
+    except CookieTooLarge:
+        # Never expected (histories are not in the cookie); degrade rather than fail the request.
+        slim = state.user.model_copy(update={"persona": _slim(state.user.persona)})
+        header = set_cookie_header(seal_user(slim, sealer, options.ttl), options)
+        log.warning("session cookie over 4096 bytes; resealed without pain point details")
+    response.headers.add(hdrs.SET_COOKIE, header)
+
+
+def _slim(persona: dict[str, Any]) -> dict[str, Any]:
+    slim = persona_summary(persona)
+    slim.pop("pain_points_confidence", None)
+    return slim

@@ -1,0 +1,273 @@
+"""The OpenAPI 3.1 document of the HTTP API, written out by hand and kept true by a test.
+
+Hand-written on purpose: the API is small, and a document that a test checks against live
+responses says exactly what clients get (limits included), which generated ones rarely do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Settings
+
+SCORE = {"type": "number", "minimum": 0, "maximum": 1}
+MILLIS = {"type": "integer", "minimum": 0, "description": "milliseconds since the epoch"}
+NULLABLE_MILLIS = {"type": ["integer", "null"], "minimum": 0}
+SCORE_NAMES = (
+    "sales_focus_score marketing_focus_score operations_focus_score compliance_focus_score "
+    "supplier_score distributor_score craft_score mid_sized_score large_score"
+).split()
+VECTORS = ("functional_role", "org_type", "org_size", "product_focus")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+COOKIE_SECURITY = [{"sessionCookie": []}]
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    vectors: dict[str, Any] = {"vectors_updated_at": MILLIS}
+    for v in VECTORS:
+        vectors[v] = {"type": ["string", "null"]}
+        vectors[f"{v}_confidence"] = SCORE
+    persona = {
+        "type": "object",
+        "required": ["detection_vectors", *SCORE_NAMES, "pain_points_detected",
+                     "overall_confidence", "total_interactions"],
+        "properties": {
+            "detection_vectors": {"type": "object", "properties": vectors},
+            **{name: SCORE for name in SCORE_NAMES},
+            "pain_points_detected": {"type": "array", "items": {"type": "string"}},
+            "pain_points_confidence": {"type": "object", "additionalProperties": SCORE},
+            "overall_confidence": SCORE,
+            "total_interactions": {"type": "integer", "minimum": 0},
+        },
+    }  # fmt: skip
+    limit_max = settings.history_page_max
+    errors = {
+        "400": _error_response("invalid JSON or input"),
+        "503": _error_response("the database is unavailable; retry after Retry-After seconds"),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "bevgenie-session edge worker",
+            "version": "0.1.0",
+            "description": "Anonymous, encrypted, stateful sessions (iron Fe26.2 cookie) with a "
+            "persona and a conversation history stored in Supabase/PostgreSQL.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/session": {
+                "get": {
+                    "summary": "The visitor's session (created on first visit)",
+                    "security": COOKIE_SECURITY,
+                    "responses": {"200": _json("SessionSummary", "the session"), **errors},
+                },
+                "delete": {
+                    "summary": "Clear: revoke the session and delete the cookie",
+                    "security": COOKIE_SECURITY,
+                    "responses": {"200": _json("Cleared", "revoked"), **errors},
+                },
+            },
+            "/api/session/data": {
+                "delete": {
+                    "summary": "Forget: erase the visitor's messages, signals and persona",
+                    "security": COOKIE_SECURITY,
+                    "responses": {"200": _json("Forgotten", "erased"), **errors},
+                }
+            },
+            "/api/chat": {
+                "post": {
+                    "summary": "One chat turn: store the message and signals, reply, store reply",
+                    "security": COOKIE_SECURITY,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ChatRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("ChatResponse", "the assistant's reply"),
+                        "413": _error_response("body too large"),
+                        "415": _error_response("not application/json"),
+                        **errors,
+                    },
+                }
+            },
+            "/api/chat/history": {
+                "get": {
+                    "summary": "The newest messages, oldest first, with a keyset cursor",
+                    "security": COOKIE_SECURITY,
+                    "parameters": [
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": limit_max,
+                                    "default": 20}},
+                        {"name": "before", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1}},
+                    ],  # fmt: skip
+                    "responses": {"200": _json("History", "a page of messages"), **errors},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "The process is up",
+                    "responses": {"200": _json("Status", "up")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "The database answers",
+                    "responses": {
+                        "200": _json("Status", "ready"),
+                        "503": _error_response("the database does not answer"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The demo chat page",
+                    "responses": {
+                        "200": {
+                            "description": "HTML",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": settings.cookie_name}
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "Persona": persona,
+                "SessionSummary": {
+                    "type": "object",
+                    "required": ["sessionId", "createdAt", "lastActivityAt", "messageCount",
+                                 "currentMode", "hasCompletedOnboarding", "hasBrochure",
+                                 "isDataConnected", "persona"],
+                    "properties": {
+                        "sessionId": {"type": "string", "format": "uuid"},
+                        "createdAt": MILLIS,
+                        "lastActivityAt": MILLIS,
+                        "lastMessageAt": NULLABLE_MILLIS,
+                        "messageCount": {"type": "integer", "minimum": 0},
+                        "currentMode": {"enum": ["fresh", "returning", "data_connected"]},
+                        "hasCompletedOnboarding": {"type": "boolean"},
+                        "hasBrochure": {"type": "boolean"},
+                        "isDataConnected": {"type": "boolean"},
+                        "persona": {"$ref": "#/components/schemas/Persona"},
+                    },
+                },  # fmt: skip
+                "ChatRequest": {
+                    "type": "object",
+                    "required": ["message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "message": {"type": "string", "minLength": 1,
+                                    "maxLength": settings.max_message_chars}
+                    },
+                },  # fmt: skip
+                "ChatResponse": {
+                    "type": "object",
+                    "required": ["reply", "persona", "sessionId", "messageCount"],
+                    "properties": {
+                        "reply": {"type": "string"},
+                        "persona": {"$ref": "#/components/schemas/Persona"},
+                        "sessionId": {"type": "string", "format": "uuid"},
+                        "messageCount": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "History": {
+                    "type": "object",
+                    "required": ["messages", "next"],
+                    "properties": {
+                        "messages": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "role", "content", "createdAt"],
+                                "properties": {
+                                    "id": {"type": "string", "format": "uuid"},
+                                    "role": {"enum": ["user", "assistant", "system"]},
+                                    "content": {"type": "string"},
+                                    "createdAt": MILLIS,
+                                    "generationMode": {"type": ["string", "null"]},
+                                    "uiSpecification": {},
+                                },
+                            },
+                        },
+                        "next": {"type": ["integer", "null"]},
+                    },
+                },
+                "Cleared": {
+                    "type": "object",
+                    "required": ["cleared", "sessionId"],
+                    "properties": {
+                        "cleared": {"const": True},
+                        "sessionId": {"type": "string", "format": "uuid"},
+                    },
+                },
+                "Forgotten": {
+                    "type": "object",
+                    "required": ["forgotten", "sessionId", "deleted"],
+                    "properties": {
+                        "forgotten": {"const": True},
+                        "sessionId": {"type": "string", "format": "uuid"},
+                        "deleted": {
+                            "type": "object",
+                            "properties": {
+                                k: {"type": "integer", "minimum": 0}
+                                for k in ("messages", "signals", "personas")
+                            },
+                        },
+                    },
+                },
+                "Status": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": {"type": "string"}},
+                },
+            },
+        },
+    }

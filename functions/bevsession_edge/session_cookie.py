@@ -1,0 +1,150 @@
+"""What the sealed cookie carries, and the per-request session state handlers work with.
+
+The cookie has the seed's shape ``{"user": SessionData}`` so a Node iron-session app and this
+server can read each other's cookies while routes move over one at a time. It keeps only what
+a request needs without the database: ids, timestamps, counters, mode, flags and the persona
+summary. Detection histories and messages live in the database (the seed's cookie grew without
+bound and iron-session fails past 4096 bytes), so they are dropped when a cookie is resealed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bevsession.sealing import SealError, Sealer
+
+TOUCH_INTERVAL_MS = 60_000  # resend the cookie for activity alone at most once a minute
+HISTORY_SUFFIX = "_history"
+
+Mode = Literal["fresh", "returning", "data_connected"]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class CookieUser(BaseModel):
+    """The seed's ``SessionData`` as it travels in the cookie (camelCase, like iron-session)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sessionId: uuid.UUID
+    userId: str | None = None
+    createdAt: int = Field(ge=0)
+    lastActivityAt: int = Field(ge=0)
+    lastMessageAt: int | None = None
+    messageCount: int = Field(0, ge=0)
+    currentMode: Mode = "fresh"
+    hasCompletedOnboarding: bool = False
+    hasBrochure: bool = False
+    isDataConnected: bool = False
+    lastGeneratedBrochureId: str | None = None
+    lastBrochureGeneratedAt: int | None = None
+    persona: dict[str, Any] = Field(default_factory=dict)
+
+
+def persona_summary(persona: dict[str, Any]) -> dict[str, Any]:
+    """The persona without detection histories: what the cookie may carry."""
+    summary = dict(persona)
+    vectors = summary.get("detection_vectors")
+    if isinstance(vectors, dict):
+        summary["detection_vectors"] = {
+            k: v for k, v in vectors.items() if not k.endswith(HISTORY_SUFFIX)
+        }
+    summary.pop("questions_asked", None)
+    return summary
+
+
+def new_user(now: int | None = None) -> CookieUser:
+    stamp = now_ms() if now is None else now
+    return CookieUser(sessionId=uuid.uuid4(), createdAt=stamp, lastActivityAt=stamp)
+
+
+class SessionState:
+    """The session of one request: the cookie's data and whether the cookie must be rewritten.
+
+    Handlers change it only through :meth:`update`, :meth:`restart` and :meth:`clear`, so
+    "did anything change?" is a comparison, not something each handler must remember.
+    """
+
+    __slots__ = ("_loaded", "cleared", "is_new", "rejected", "user")
+
+    def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
+                 reseal: bool = False) -> None:  # fmt: skip
+        self.user = user
+        self.is_new = is_new
+        self.rejected = rejected
+        self.cleared = False
+        # What the cookie held when the request arrived (None: the cookie must be written).
+        self._loaded: CookieUser | None = None if (is_new or reseal) else user
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        return self.user.sessionId
+
+    @property
+    def changed(self) -> bool:
+        if self.cleared:
+            return False
+        if self._loaded is None:
+            return True
+        before, after = self._loaded, self.user
+        if before.model_dump(exclude={"lastActivityAt"}) != after.model_dump(
+            exclude={"lastActivityAt"}
+        ):
+            return True
+        return after.lastActivityAt - before.lastActivityAt >= TOUCH_INTERVAL_MS
+
+    def update(self, **fields: Any) -> None:
+        """Replace fields (camelCase names); ``persona`` is reduced to its summary."""
+        if "persona" in fields and fields["persona"] is not None:
+            fields["persona"] = persona_summary(fields["persona"])
+        self.user = self.user.model_copy(update=fields)
+
+    def restart(self, reason: str) -> None:
+        """Drop this session (e.g. revoked in the database) and start a fresh one."""
+        self.user = new_user()
+        self.is_new = True
+        self.rejected = reason
+        self._loaded = None
+
+    def clear(self) -> None:
+        """The cookie is deleted at the end of this request."""
+        self.cleared = True
+
+
+def open_cookie(value: str | None, sealer: Sealer) -> tuple[CookieUser | None, str | None, bool]:
+    """Unseal and validate a cookie: (user, rejection reason, needs reseal with newest id).
+
+    Every failure is a reason, never an exception: a tampered, expired or foreign cookie is
+    simply no session.
+    """
+    if not value:
+        return None, None, False
+    try:
+        data = sealer.unseal(value)
+    except SealError as exc:
+        return None, str(exc.reason), False
+    user = data.get("user") if isinstance(data, dict) else None
+    if user is None:
+        return None, "empty", False
+    try:
+        parsed = CookieUser.model_validate(user)
+    except ValidationError:
+        return None, "bad_payload", False
+    stale_id = not value.startswith(f"Fe26.2*{sealer.seal_id}*")
+    has_history = any(
+        k.endswith(HISTORY_SUFFIX) for k in parsed.persona.get("detection_vectors", {}) or {}
+    )
+    if has_history:  # a seed-shaped cookie (Node app): keep the summary only
+        parsed = parsed.model_copy(update={"persona": persona_summary(parsed.persona)})
+    return parsed, None, stale_id or has_history
+
+
+def seal_user(user: CookieUser, sealer: Sealer, ttl: int) -> str:
+    """Seal ``{"user": …}`` exactly as iron-session's ``session.save()`` would."""
+    return sealer.seal({"user": user.model_dump(mode="json")}, ttl=ttl)

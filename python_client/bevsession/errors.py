@@ -1,0 +1,218 @@
+"""One exception hierarchy for every way an RPC can fail, whichever transport carried it.
+
+Both transports report failures with a code: asyncpg with the SQLSTATE of the server's error,
+PostgREST with the same SQLSTATE in its error JSON (or one of its own ``PGRSTxxx`` codes, or the
+HTTP status when the body is not PostgREST's). One table (:data:`CODE_TABLE`) keyed by that code
+decides the Python type, so a caller catches ``SessionRevoked`` or ``DatabaseUnavailable`` and
+never needs to know whether HTTP or the PostgreSQL protocol was in between.
+
+Transport failures that never reached SQL get the SQLSTATE PostgreSQL itself uses for them:
+``08001`` (could not connect), ``08006`` (connection lost), ``57014`` (timed out).
+
+Messages are made safe before they are stored: URLs with passwords, ``password=…`` pairs and
+JWTs are masked, so an exception can be logged or shown without leaking a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import asyncpg
+import httpx
+
+__all__ = [
+    "CODE_TABLE",
+    "Conflict",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "InvalidInput",
+    "NoSessionIdentity",
+    "PermissionDenied",
+    "SessionError",
+    "SessionNotFound",
+    "SessionRevoked",
+    "error_for_code",
+    "from_exception",
+    "from_postgrest_error",
+    "safe_text",
+]
+
+
+class SessionError(Exception):
+    """Base of every RPC failure: ``code`` (SQLSTATE, PGRST code or HTTP status) and a safe text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        details: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.code: Final = code
+        self.message: Final = safe_text(message) or type(self).__name__
+        self.details: Final = safe_text(details) if details else None
+        self.hint: Final = safe_text(hint) if hint else None
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class SessionRevoked(SessionError):
+    """The session was cleared or forgotten; its id is refused for good (PT403)."""
+
+
+class SessionNotFound(SessionError):
+    """The operation needs a session that does not exist yet (PT404)."""
+
+
+class NoSessionIdentity(SessionError):
+    """The call carried no usable session identity: no claim, bad or expired JWT (PT401)."""
+
+
+class InvalidInput(SessionError):
+    """An argument was refused by the database's validation (22023, 23514, 22P02, PGRST10x…)."""
+
+
+class PermissionDenied(SessionError):
+    """The identity may not call this function or touch this row (42501, bad API key)."""
+
+
+class Conflict(SessionError):
+    """A concurrent change won (unique violation, serialization failure, deadlock, PT409)."""
+
+
+class DatabaseUnavailable(SessionError):
+    """The database could not be reached or is shutting down; nothing was (knowingly) done."""
+
+
+class DatabaseError(SessionError):
+    """Any other database failure: a bug or a schema mismatch, not the caller's fault."""
+
+
+# --- the one table -----------------------------------------------------------------------
+# Exact codes first, then two-character SQLSTATE classes (see error_for_code).
+CODE_TABLE: Final[Mapping[str, type[SessionError]]] = {
+    # our own SQLSTATEs (PostgREST turns PTxyz into HTTP xyz)
+    "PT401": NoSessionIdentity,
+    "PT403": SessionRevoked,
+    "PT404": SessionNotFound,
+    "PT409": Conflict,
+    # invalid input
+    "22": InvalidInput,  # class: data exception (22023 invalid_parameter_value, 22P02, 22001…)
+    "23502": InvalidInput,  # not_null_violation
+    "23514": InvalidInput,  # check_violation
+    "P0001": InvalidInput,  # raise_exception without an explicit SQLSTATE
+    "PGRST100": InvalidInput,  # bad query parameter
+    "PGRST102": InvalidInput,  # invalid body / content type
+    "PGRST122": InvalidInput,  # strict Prefer
+    "400": InvalidInput,
+    "422": InvalidInput,
+    # permissions
+    "42501": PermissionDenied,  # insufficient_privilege
+    "28": PermissionDenied,  # class: invalid authorization specification
+    "401": PermissionDenied,  # gateway: missing / invalid API key
+    "403": PermissionDenied,
+    # identity (JWT refused by PostgREST)
+    "PGRST301": NoSessionIdentity,
+    "PGRST302": NoSessionIdentity,
+    "PGRST303": NoSessionIdentity,
+    # conflicts
+    "23505": Conflict,  # unique_violation
+    "23503": Conflict,  # foreign_key_violation (PostgREST: 409)
+    "40001": Conflict,  # serialization_failure
+    "40P01": Conflict,  # deadlock_detected
+    "409": Conflict,
+    # unavailable
+    "08": DatabaseUnavailable,  # class: connection exception
+    "53": DatabaseUnavailable,  # class: insufficient resources (too many connections…)
+    "57": DatabaseUnavailable,  # class: operator intervention (57P01 shutdown, 57014 timeout…)
+    "PGRST000": DatabaseUnavailable,  # PostgREST cannot connect
+    "PGRST001": DatabaseUnavailable,  # PostgREST lost its connection
+    "PGRST002": DatabaseUnavailable,  # no schema cache yet
+    "PGRST003": DatabaseUnavailable,  # PostgREST pool timeout
+    "502": DatabaseUnavailable,
+    "503": DatabaseUnavailable,
+    "504": DatabaseUnavailable,
+    "520": DatabaseUnavailable,
+}
+
+
+def error_for_code(
+    code: str | None, message: str, *, details: str | None = None, hint: str | None = None
+) -> SessionError:
+    """The exception for *code*: exact match, then its SQLSTATE class, else ``DatabaseError``."""
+    code = code or "unknown"
+    cls = CODE_TABLE.get(code)
+    if cls is None and len(code) == 5:
+        cls = CODE_TABLE.get(code[:2])
+    return (cls or DatabaseError)(message, code=code, details=details, hint=hint)
+
+
+def from_postgrest_error(error: Any) -> SessionError:
+    """Map a ``postgrest.APIError`` (or any object with code/message/details/hint)."""
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None) or ""
+    details = getattr(error, "details", None)
+    hint = getattr(error, "hint", None)
+    if code is None and "api key" in message.lower():
+        code = "401"  # the gateway's own errors carry no code, only the 401 status
+    return error_for_code(
+        str(code) if code is not None else None,
+        message,
+        details=details if isinstance(details, str) or details is None else str(details),
+        hint=hint if isinstance(hint, str) or hint is None else str(hint),
+    )
+
+
+def from_exception(exc: BaseException) -> SessionError:
+    """Map whatever a transport raised (asyncpg, PostgREST, httpx, OS) to a :class:`SessionError`.
+
+    Anything not recognised becomes ``DatabaseError`` with code ``internal``; the caller chains
+    the original with ``raise … from exc`` so nothing is lost for debugging.
+    """
+    if isinstance(exc, SessionError):
+        return exc
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
+        return error_for_code(
+            sqlstate,
+            getattr(exc, "message", None) or (str(exc.args[0]) if exc.args else ""),
+            details=getattr(exc, "detail", None),
+            hint=getattr(exc, "hint", None),
+        )
+    if type(exc).__name__ == "APIError" and hasattr(exc, "code"):  # postgrest.APIError
+        return from_postgrest_error(exc)
+    if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
+        return DatabaseUnavailable(f"timed out: {type(exc).__name__}", code="57014")
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+        return DatabaseUnavailable(f"could not connect: {exc}", code="08001")
+    if isinstance(exc, httpx.TransportError | ConnectionError | OSError):
+        return DatabaseUnavailable(f"connection lost: {type(exc).__name__}: {exc}", code="08006")
+    if isinstance(exc, asyncpg.InterfaceError):
+        text = str(exc)
+        if "connection" in text and ("closed" in text or "lost" in text):
+            return DatabaseUnavailable(text, code="08003")
+        return DatabaseError(text, code="interface")
+    return DatabaseError(f"{type(exc).__name__}: {exc}", code="internal")
+
+
+# --- making texts safe ---------------------------------------------------------------------
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|secret|apikey|api_key)\s*=\s*\S+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_SUPABASE_KEY = re.compile(r"\bsb_(secret|publishable)_[A-Za-z0-9_\-]+")
+_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+
+
+def safe_text(text: str | None) -> str:
+    """*text* with credentials masked: URL passwords, ``password=…``, JWTs, Supabase keys."""
+    if not text:
+        return ""
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    text = _KEYWORD_PASSWORD.sub(r"\1=***", text)
+    text = _JWT.sub("<jwt>", text)
+    text = _SUPABASE_KEY.sub(r"sb_\1_***", text)
+    text = _BEARER.sub("Bearer ***", text)
+    return text

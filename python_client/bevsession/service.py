@@ -1,0 +1,266 @@
+"""The session service: the seed's operations as typed async methods, one RPC each.
+
+API shape: one :class:`SessionService` per application, shared by every request; each visitor
+method takes the ``session_id`` first::
+
+    service = SessionService(transport)            # at startup
+    snapshot = await service.get_session(session_id)
+    turn = await service.begin_chat_turn(session_id, text, signals=detector.detect(text, persona))
+
+Why ``session_id`` first rather than a handle bound to one session: the service is stateless
+and lives in the aiohttp app, so nothing is built per request; and the session id can change
+in the middle of a request (a cookie the database reports as revoked is replaced by a fresh
+session and the operation retried), which a handler expresses naturally as
+``lambda: service.op(state.session_id, …)``. The id is the only identity a visitor call
+carries: the transport turns it into that session's claims (RLS keys on them), so no method can
+reach another session's rows whatever else it is given. Admin work (:meth:`admin_session_stats`)
+runs as ``service_role``.
+
+Inputs are validated with the models of :mod:`bevsession.models` before any I/O; a refused input
+raises :class:`~bevsession.errors.InvalidInput` (code ``22023``, as the SQL would), so callers see
+one exception type whether Python or PostgreSQL refused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import DatabaseError, InvalidInput
+from .models import (
+    MAX_HISTORY_PAGE,
+    MAX_MESSAGE_CHARS,
+    MAX_SIGNALS_PER_TURN,
+    ChatTurnBegin,
+    ChatTurnFinish,
+    ClearResult,
+    ForgetResult,
+    HistoryPage,
+    MessageResult,
+    NewMessage,
+    PersonaSignal,
+    PersonaUpdate,
+    PersonaUpdateResult,
+    SessionSnapshot,
+    SessionStats,
+    SignalResult,
+)
+from .transports.base import Identity, Service, Transport, Visitor
+
+__all__ = ["SessionService"]
+
+M = TypeVar("M", bound=BaseModel)
+I = TypeVar("I", bound=BaseModel)  # noqa: E741
+
+
+def _invalid(exc: ValidationError) -> InvalidInput:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "input"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return InvalidInput(f"{where}: {first['msg']}{more}", code="22023")
+
+
+def _validated(model: type[I], data: Any) -> I:
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _check_limit(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HISTORY_PAGE:
+        raise InvalidInput(f"{name}: must be between 1 and {MAX_HISTORY_PAGE}", code="22023")
+    return value
+
+
+def _check_content(content: str) -> str:
+    if not isinstance(content, str):
+        raise InvalidInput("p_content: is required", code="22023")
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise InvalidInput(
+            f"p_content: too long (at most {MAX_MESSAGE_CHARS} characters)", code="22023"
+        )
+    return content
+
+
+def _session_uuid(session_id: UUID | str) -> UUID:
+    if isinstance(session_id, UUID):
+        return session_id
+    try:
+        return UUID(str(session_id))
+    except ValueError:
+        raise InvalidInput("session_id: must be a UUID", code="22023") from None
+
+
+class SessionService:
+    """Every session operation, for any visitor; one RPC per method."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def _call(
+        self, identity: Identity, fn: str, args: Mapping[str, Any], model: type[M]
+    ) -> M:
+        data = await self.transport.call(fn, args, identity=identity)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            # The SQL answered something the models do not describe: a contract mismatch.
+            raise DatabaseError(
+                f"{fn} returned an unexpected shape: {exc.errors()[0]['msg']}", code="contract"
+            ) from exc
+
+    async def _visit(
+        self, session_id: UUID | str, fn: str, args: Mapping[str, Any], model: type[M]
+    ) -> M:
+        return await self._call(Visitor(_session_uuid(session_id)), fn, args, model)
+
+    # --- the seed's six operations -------------------------------------------------------
+    async def get_session(self, session_id: UUID | str, *, touch: bool = True) -> SessionSnapshot:
+        """Get or create the session (and touch ``last_activity_at`` unless ``touch=False``)."""
+        return await self._visit(session_id, "get_session", {"p_touch": touch}, SessionSnapshot)
+
+    async def update_persona(
+        self, session_id: UUID | str, updates: PersonaUpdate | Mapping[str, Any]
+    ) -> PersonaUpdateResult:
+        """Absolute scores (clamped), pain points merged, questions appended, mode and flags."""
+        checked = _validated(PersonaUpdate, updates)
+        return await self._visit(
+            session_id, "update_persona", {"p_updates": checked.to_rpc()}, PersonaUpdateResult
+        )
+
+    async def record_persona_signal(
+        self, session_id: UUID | str, signal: PersonaSignal | Mapping[str, Any]
+    ) -> SignalResult:
+        """Apply one signal (deltas, pain points, vector) and write its audit row."""
+        s = _validated(PersonaSignal, signal)
+        args = {
+            "p_signal_type": s.signal_type,
+            "p_signal_text": s.signal_text,
+            "p_signal_strength": s.signal_strength,
+            "p_pain_points_inferred": list(s.pain_points_inferred),
+            "p_score_updates": dict(s.score_updates),
+            "p_vector": s.vector,
+            "p_vector_value": s.vector_value,
+        }
+        return await self._visit(session_id, "record_persona_signal", args, SignalResult)
+
+    async def add_conversation_message(
+        self,
+        session_id: UUID | str,
+        role: str,
+        content: str,
+        generation_mode: str | None = None,
+        ui_specification: Any = None,
+        estimated_read_time: str | None = None,
+        pain_points_inferred: Iterable[str] = (),
+    ) -> MessageResult:
+        """Store one message; the persona snapshot is taken by the database."""
+        m = _validated(
+            NewMessage,
+            {
+                "role": role,
+                "content": content,
+                "generation_mode": generation_mode,
+                "ui_specification": ui_specification,
+                "estimated_read_time": estimated_read_time,
+                "pain_points_inferred": list(pain_points_inferred),
+            },
+        )
+        args = {
+            "p_role": m.role,
+            "p_content": m.content,
+            "p_generation_mode": m.generation_mode,
+            "p_ui_specification": m.ui_specification,
+            "p_estimated_read_time": m.estimated_read_time,
+            "p_pain_points_inferred": list(m.pain_points_inferred),
+        }
+        return await self._visit(session_id, "add_conversation_message", args, MessageResult)
+
+    async def get_conversation_history(
+        self, session_id: UUID | str, *, limit: int = 50, before: int | None = None
+    ) -> HistoryPage:
+        """The newest ``limit`` messages older than ``before`` (a ``seq``), oldest first."""
+        args = {"p_limit": _check_limit("p_limit", limit), "p_before": before}
+        return await self._visit(session_id, "get_conversation_history", args, HistoryPage)
+
+    async def clear_session(self, session_id: UUID | str) -> ClearResult:
+        """Revoke the session for good (idempotent); its data stays for analytics."""
+        return await self._visit(session_id, "clear_session", {}, ClearResult)
+
+    # --- beyond the seed -----------------------------------------------------------------
+    async def forget_session(self, session_id: UUID | str) -> ForgetResult:
+        """Erase messages, signals and persona; the revoked session row stays as a tombstone."""
+        return await self._visit(session_id, "forget_session", {}, ForgetResult)
+
+    async def begin_chat_turn(
+        self,
+        session_id: UUID | str,
+        content: str,
+        *,
+        signals: Iterable[PersonaSignal | Mapping[str, Any]] = (),
+        history_limit: int = 20,
+        generation_mode: str | None = None,
+    ) -> ChatTurnBegin:
+        """Create-or-touch, apply *signals*, store the user's message; return what a reply needs."""
+        checked = [_validated(PersonaSignal, s) for s in signals]
+        if len(checked) > MAX_SIGNALS_PER_TURN:
+            raise InvalidInput(f"p_signals: at most {MAX_SIGNALS_PER_TURN} signals", code="22023")
+        if generation_mode is not None:
+            _validated(
+                NewMessage, {"role": "user", "content": "", "generation_mode": generation_mode}
+            )
+        args = {
+            "p_content": _check_content(content),
+            "p_signals": [s.to_rpc() for s in checked],
+            "p_history_limit": _check_limit("p_history_limit", history_limit),
+            "p_generation_mode": generation_mode,
+        }
+        return await self._visit(session_id, "begin_chat_turn", args, ChatTurnBegin)
+
+    async def finish_chat_turn(
+        self,
+        session_id: UUID | str,
+        content: str,
+        *,
+        ui_specification: Any = None,
+        generation_mode: str | None = None,
+        estimated_read_time: str | None = None,
+    ) -> ChatTurnFinish:
+        """Store the assistant's reply of the turn."""
+        m = _validated(
+            NewMessage,
+            {
+                "role": "assistant",
+                "content": content,
+                "generation_mode": generation_mode,
+                "ui_specification": ui_specification,
+                "estimated_read_time": estimated_read_time,
+            },
+        )
+        args = {
+            "p_content": m.content,
+            "p_ui_specification": m.ui_specification,
+            "p_generation_mode": m.generation_mode,
+            "p_estimated_read_time": m.estimated_read_time,
+        }
+        return await self._visit(session_id, "finish_chat_turn", args, ChatTurnFinish)
+
+    # --- admin and lifecycle ---------------------------------------------------------------
+    async def admin_session_stats(self) -> SessionStats:
+        """Session, persona, message and signal counts (runs as ``service_role``)."""
+        return await self._call(Service(), "admin_session_stats", {}, SessionStats)
+
+    async def ping(self) -> None:
+        """Raise ``DatabaseUnavailable`` unless the database answers."""
+        await self.transport.ping()
+
+    async def close(self) -> None:
+        await self.transport.close()

@@ -1,0 +1,187 @@
+"""asyncpg straight to PostgreSQL, running each RPC the way PostgREST would, in one round trip.
+
+PostgREST runs a call as: ``BEGIN``; ``set_config`` of role, ``request.jwt.claims``,
+``request.method``, ``request.path`` (all transaction-local); the function; ``COMMIT``. Here
+the same happens in ONE prepared statement, which is its own implicit transaction::
+
+    select public.<fn>(p_a => $2, …)
+    from (select set_config('search_path', 'public, extensions', true),
+                 set_config('request.jwt.claims', $1, true),
+                 set_config('request.method', 'POST', true),
+                 set_config('request.path', '/rpc/<fn>', true)
+          offset 0) as pre
+
+The sub-select (kept apart by ``offset 0``; its volatile outputs are never pruned) yields its
+row before the outer target list calls the function, so the function sees the claims. The
+``is_local`` settings vanish at the implicit commit: nothing leaks to the next call.
+
+The role cannot be switched in the same statement (EXECUTE and RLS would be checked partly as
+the login role), so there is one pool per role: each connection logs in as the DSN's user
+(``authenticator`` in production) and runs ``SET ROLE`` once when it is opened. asyncpg's
+default release runs ``RESET ALL`` (a second round trip per call; it leaves ``role`` alone,
+which is ``GUC_NO_RESET_ALL``); this transport releases connections without it, since every
+setting it makes is transaction-local. So a call costs one round trip once the connection has
+prepared that statement (the first call per connection and statement costs one more).
+
+Function and argument names come only from :mod:`bevsession.rpc`; values always travel as
+parameters. A pooler in *transaction* mode (PgBouncer, Supavisor :6543) breaks both the
+session-level ``SET ROLE`` and prepared statements: use a direct or session-mode connection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import asyncpg
+
+from ..errors import DatabaseError, from_exception
+from ..rpc import RpcFunction, check_call
+from ..tokens import SERVICE_ROLE, VISITOR_ROLE, Claims
+from .base import Identity, Service, Transport, Visitor
+
+__all__ = ["PostgresTransport"]
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SEARCH_PATH: Final = "public, extensions"  # PostgREST on Supabase: db-schemas + extra-search-path
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Release without ``RESET ALL``: every setting a call makes is transaction-local."""
+
+
+class PostgresTransport(Transport):
+    """One asyncpg pool per role; each RPC is one prepared statement (see the module doc)."""
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        claims: Claims | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        command_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        visitor_role: str = VISITOR_ROLE,
+        service_role: str = SERVICE_ROLE,
+    ) -> None:
+        for role in (visitor_role, service_role):
+            if not _ROLE_NAME.match(role):
+                raise ValueError(f"invalid role name {role!r}")
+        self._dsn = dsn
+        self._claims = claims or Claims()
+        self._min_size = min_size
+        self._max_size = max_size
+        self._command_timeout = command_timeout
+        self._connect_timeout = connect_timeout
+        self._roles = {Visitor: visitor_role, Service: service_role}
+        self._pools: dict[type, asyncpg.Pool] = {}
+        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._service_claims = _json_dumps(self._claims.service())
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    async def connect(cls, dsn: str, **kwargs: Any) -> PostgresTransport:
+        """Build the transport and open its pools (fails fast on a wrong DSN or role)."""
+        transport = cls(dsn, **kwargs)
+        try:
+            await transport.start()
+        except BaseException:
+            await transport.close()
+            raise
+        return transport
+
+    async def start(self) -> None:
+        """Open the visitor pool (``min_size`` connections) and the lazy service pool."""
+        try:
+            for kind, min_size in ((Visitor, self._min_size), (Service, 0)):
+                if kind not in self._pools:
+                    self._pools[kind] = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=min_size,
+                        max_size=self._max_size,
+                        command_timeout=self._command_timeout,
+                        timeout=self._connect_timeout,
+                        init=self._initialiser(self._roles[kind]),
+                        reset=_no_reset,
+                        server_settings={"application_name": "bevsession"},
+                    )
+        except Exception as exc:
+            raise from_exception(exc) from exc
+
+    @staticmethod
+    def _initialiser(role: str) -> Any:
+        async def init(conn: asyncpg.Connection) -> None:
+            # role is checked against _ROLE_NAME; identifiers cannot be parameters.
+            await conn.execute(f'set role "{role}"')
+            await conn.set_type_codec(
+                "jsonb", schema="pg_catalog", encoder=_json_dumps, decoder=json.loads
+            )
+            await conn.set_type_codec(
+                "json", schema="pg_catalog", encoder=_json_dumps, decoder=json.loads
+            )
+
+        return init
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()
+
+    # --- calls -----------------------------------------------------------------------------
+    def statement(self, spec: RpcFunction, names: tuple[str, ...]) -> str:
+        """The SQL of one call of *spec* with arguments *names* (cached; names are checked)."""
+        key = (spec.name, names)
+        sql = self._sql.get(key)
+        if sql is None:
+            call_args = ", ".join(f"{name} => ${i}" for i, name in enumerate(names, start=2))
+            settings = [
+                f"set_config('search_path', '{SEARCH_PATH}', true)",
+                "set_config('request.jwt.claims', $1, true)",
+                "set_config('request.method', 'POST', true)",
+                f"set_config('request.path', '/rpc/{spec.name}', true)",
+            ]
+            if spec.read_only:  # PostgREST: non-volatile functions run READ ONLY
+                settings.append("set_config('transaction_read_only', 'on', true)")
+            # Names come from the FUNCTIONS table (check_call), never from the caller.
+            sql = (
+                f"select public.{spec.name}({call_args}) as result"  # noqa: S608
+                f" from (select {', '.join(settings)} offset 0) as pre"
+            )
+            self._sql[key] = sql
+        return sql
+
+    async def call(self, fn: str, args: Mapping[str, Any], *, identity: Identity) -> Any:
+        spec = check_call(fn, args)
+        names = tuple(name for name in spec.params if name in args)
+        sql = self.statement(spec, names)
+        if isinstance(identity, Visitor):
+            claims = _json_dumps(self._claims.visitor(identity.session_id))
+        else:
+            claims = self._service_claims
+        pool = self._pool(identity)
+        try:
+            return await pool.fetchval(sql, claims, *(args[name] for name in names))
+        except Exception as exc:
+            raise from_exception(exc) from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._pool(Visitor).fetchval("select 1")
+        except Exception as exc:
+            raise from_exception(exc) from exc
+
+    def _pool(self, identity: Identity | type) -> asyncpg.Pool:
+        kind = identity if isinstance(identity, type) else type(identity)
+        pool = self._pools.get(kind)
+        if pool is None:
+            raise DatabaseError("transport is not started or already closed", code="closed")
+        return pool
