@@ -40,6 +40,12 @@ begin
     if not pg_catalog.pg_has_role('authenticator', 'session_visitor', 'member') then
         grant session_visitor to authenticator;
     end if;
+    -- The migration role (postgres) must be able to `set role session_visitor` for pgTAP tests
+    -- (`supabase test db` connects as postgres, which is not a superuser on Supabase and, on
+    -- PostgreSQL 15, not a member of the roles it creates). A superuser is a member of every role.
+    if not pg_catalog.pg_has_role(current_user, 'session_visitor', 'member') then
+        execute pg_catalog.format('grant session_visitor to %I', current_user);
+    end if;
 end
 $$;
 
@@ -129,6 +135,17 @@ create function bevsession.max_ui_specification_bytes() returns integer
 as $$ select 262144 $$;
 comment on function bevsession.max_ui_specification_bytes() is
     'Largest ui_specification (bytes of its JSON text): a generated page spec, not a file store.';
+
+create function bevsession.max_estimated_read_time_chars() returns integer
+    language sql immutable parallel safe set search_path = ''
+as $$ select 20 $$;
+comment on function bevsession.max_estimated_read_time_chars() is
+    'Longest estimated_read_time ("3 min read"), in characters — the seed''s VARCHAR(20).';
+
+create function bevsession.max_brochure_id_chars() returns integer
+    language sql immutable parallel safe set search_path = ''
+as $$ select 200 $$;
+comment on function bevsession.max_brochure_id_chars() is 'Longest last_generated_brochure_id, in characters.';
 
 create function bevsession.max_history_page() returns integer
     language sql immutable parallel safe set search_path = ''
@@ -247,7 +264,7 @@ create table bevsession.sessions (
     has_brochure                boolean not null default false,
     is_data_connected           boolean not null default false,
     last_generated_brochure_id  text
-        constraint sessions_brochure_id_length check (pg_catalog.char_length(last_generated_brochure_id) <= 200),
+        constraint sessions_brochure_id_length check (pg_catalog.char_length(last_generated_brochure_id) <= bevsession.max_brochure_id_chars()),
     last_brochure_generated_at  timestamptz,
     -- clear_session sets revoked_at; forget_session sets both. Never undone (trigger below).
     revoked_at                  timestamptz,
@@ -342,7 +359,7 @@ create table bevsession.messages (
     generation_mode         text
         constraint messages_generation_mode_valid check (bevsession.is_identifier(generation_mode)),
     estimated_read_time     text
-        constraint messages_estimated_read_time_length check (pg_catalog.char_length(estimated_read_time) <= 20),
+        constraint messages_estimated_read_time_length check (pg_catalog.char_length(estimated_read_time) <= bevsession.max_estimated_read_time_chars()),
     created_at              timestamptz not null default now()
 );
 comment on table bevsession.messages is

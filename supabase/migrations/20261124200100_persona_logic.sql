@@ -376,8 +376,9 @@ begin
         perform bevsession.invalid_argument('p_ui_specification',
             'too large (at most ' || bevsession.max_ui_specification_bytes() || ' bytes of JSON)');
     end if;
-    if pg_catalog.char_length(p_estimated_read_time) > 20 then
-        perform bevsession.invalid_argument('p_estimated_read_time', 'too long (at most 20 characters)');
+    if pg_catalog.char_length(p_estimated_read_time) > bevsession.max_estimated_read_time_chars() then
+        perform bevsession.invalid_argument('p_estimated_read_time',
+            'too long (at most ' || bevsession.max_estimated_read_time_chars() || ' characters)');
     end if;
     if p_pain_points_inferred is not null and not bevsession.is_pain_point_list(p_pain_points_inferred) then
         perform bevsession.invalid_argument('p_pain_points_inferred',
@@ -666,9 +667,9 @@ begin
             s := pg_catalog.jsonb_populate_record(s, pg_catalog.jsonb_build_object(v_key, v_value));
         elsif v_key = 'last_generated_brochure_id' then
             if pg_catalog.jsonb_typeof(v_value) not in ('string', 'null')
-               or pg_catalog.char_length(v_value ->> 0) > 200 then
+               or pg_catalog.char_length(v_value ->> 0) > bevsession.max_brochure_id_chars() then
                 perform bevsession.invalid_argument('p_updates.last_generated_brochure_id',
-                    'must be a string of at most 200 characters, or null');
+                    'must be a string of at most ' || bevsession.max_brochure_id_chars() || ' characters, or null');
             end if;
             s.last_generated_brochure_id := v_value ->> 0;
         elsif v_key = 'last_brochure_generated_at' then

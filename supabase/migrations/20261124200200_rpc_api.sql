@@ -185,7 +185,9 @@ grant execute on function public.add_conversation_message(text, text, text, json
 
 
 -- getConversationHistory(): pages instead of everything (the seed returned the whole history).
--- Read-only (stable), so PostgREST may call it with GET in a read-only transaction.
+-- Read-only (stable), so PostgREST may call it with GET in a read-only transaction. Like every
+-- operation but get_session and begin_chat_turn it needs an existing session (PT404) and refuses
+-- a revoked one (PT403).
 create function public.get_conversation_history(p_limit integer default 50, p_before bigint default null)
     returns jsonb
     language plpgsql

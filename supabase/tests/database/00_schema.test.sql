@@ -126,7 +126,7 @@ select is((select count(*)::int from pg_catalog.pg_proc p
            where p.pronamespace in ('public'::regnamespace, 'bevsession'::regnamespace) and p.proacl is null), 0,
           'no function in public or bevsession falls back to the default ACL (PUBLIC execute)');
 select ok(exists (select 1 from pg_catalog.pg_default_acl d
-                  where d.defaclrole = 'postgres'::regrole and d.defaclnamespace = 0 and d.defaclobjtype = 'f'
+                  where d.defaclrole = current_user::regrole and d.defaclnamespace = 0 and d.defaclobjtype = 'f'
                     and not exists (select 1 from aclexplode(d.defaclacl) a where a.grantee = 0)),
           'default privileges: new functions are not executable by PUBLIC');
 

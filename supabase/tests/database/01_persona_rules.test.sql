@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor;
 grant execute on all functions in schema extensions to session_visitor;
 set local search_path = extensions, public;
 
-select plan(65);
+select plan(67);
 
 -- results of RPC calls, kept for several assertions
 create temporary table result (name text primary key, body jsonb not null);
@@ -230,6 +230,9 @@ select throws_ok($$select public.update_persona('{"craft_score": 0.5}')$$, 'PT40
                  'update_persona on a session that was never created → PT404');
 select throws_ok($$select public.record_persona_signal('x', 'y', 'weak')$$, 'PT404', 'session not found',
                  'record_persona_signal on a missing session → PT404');
+select throws_ok($$select public.get_conversation_history()$$, 'PT404', 'session not found',
+                 'get_conversation_history of a session never created → PT404');
+select is((select count(*)::int from bevsession.sessions), 0, 'and nothing was created');
 
 select * from finish();
 rollback;
