@@ -17,6 +17,9 @@ import pytest
 from bevsession.local_postgres import LocalPostgres
 from bevsession.migrations import migrate
 
+# Fixture modules shared by many test files (the RPC transports; the real server as a process).
+pytest_plugins = ["rpc_fixtures", "e2e_server"]
+
 TEMPLATE_DB = "bevsession_template"
 _counter = itertools.count(1)
 
@@ -43,11 +46,13 @@ async def template_db(pg: LocalPostgres) -> str:
     return TEMPLATE_DB
 
 
-async def create_database(pg: LocalPostgres, template: str) -> str:
+async def create_database(pg: LocalPostgres, template: str | None = TEMPLATE_DB) -> str:
+    """A fresh database: a clone of the migrated template, or empty with ``template=None``."""
     name = f"t{os.getpid()}_{next(_counter)}"
     admin = await asyncpg.connect(pg.dsn())
     try:
-        await admin.execute(f'create database "{name}" template "{template}"')
+        clause = f' template "{template}"' if template else ""
+        await admin.execute(f'create database "{name}"{clause}')
     finally:
         await admin.close()
     return name

@@ -31,7 +31,8 @@ Not covered: OPTIONS/CORS, form-urlencoded and text/xml/octet-stream bodies, arr
 objects as bodies, VARIADIC, filters/``select``/order/limit on the result, ``Prefer`` (count,
 tx, timezone, handling), ``Accept`` negotiation (singular objects, CSV), ``Content-Range`` counts,
 ``response.headers``, ``db-pre-request``, JWKS/asymmetric keys and ``kid``, the function-name
-fuzzy hint, the JWT cache, schema-cache reloads (it reads ``pg_proc`` on every request).
+fuzzy hint, the JWT cache, schema-cache reloads (it reads ``pg_proc`` on every request), the
+OpenAPI document at ``/rest/v1/`` (there it only answers 200, or 503 when the database is down).
 It listens on 127.0.0.1 only.
 """
 
@@ -345,6 +346,20 @@ class Endpoint:
         except PgrstError as err:
             return err.response()
 
+    async def root(self, request: web.Request) -> web.StreamResponse:
+        """``GET|HEAD /rest/v1/``: PostgREST's root (OpenAPI there; here a DB check only)."""
+        try:
+            self._gateway_authorization(request)
+            assert self.pool is not None
+            try:
+                await self.pool.fetchval("select 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                raise PgrstError(503, "PGRST000", "Database connection error. Retrying the "
+                                 "connection.", details=str(exc)) from exc  # fmt: skip
+        except PgrstError as err:
+            return err.response()
+        return web.json_response({})
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.method
         if method not in ("GET", "HEAD", "POST"):
@@ -387,7 +402,7 @@ class Endpoint:
     async def _arguments(self, request: web.Request) -> dict[str, Any]:
         if request.method != "POST":
             return {k: v for k, v in request.query.items() if k != "apikey"}
-        ctype = request.content_type or "application/json"
+        ctype = (request.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if ctype != "application/json":
             raise PgrstError(400, "PGRST102", f"Content-Type not acceptable: {ctype}")
         raw = await request.read()
@@ -450,7 +465,7 @@ class Endpoint:
         else:
             used = [(n, t) for n, t in routine.params if n in args]
             call = f"{fn_sql}(" + ", ".join(
-                f"{_qi(n)} := ${i}::{t}" for i, (n, t) in enumerate(used, start=1)
+                f"{_qi(n)} := ${i}::text::{t}" for i, (n, t) in enumerate(used, start=1)
             ) + ")"  # fmt: skip
             source = ""
             params = [str(args[n]) for n, _ in used]
@@ -524,6 +539,7 @@ def make_app(config: EndpointConfig) -> tuple[web.Application, Endpoint]:
     endpoint = Endpoint(config)
     app = web.Application()
     app.router.add_route("*", "/rest/v1/rpc/{fn}", endpoint.handle)
+    app.router.add_get("/rest/v1/", endpoint.root)  # and HEAD
     app.on_startup.append(endpoint.start)
     app.on_cleanup.append(endpoint.stop)
     return app, endpoint
@@ -550,5 +566,5 @@ async def run_endpoint(config: EndpointConfig) -> RunningEndpoint:
     await site.start()
     server = site._server
     assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     return RunningEndpoint(f"http://127.0.0.1:{port}", endpoint, runner)

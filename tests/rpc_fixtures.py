@@ -5,12 +5,12 @@
 (a real Supabase stack from SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY and
 SUPABASE_JWT_SECRET — skipped, saying so, when they are not set).
 
-Test modules import these names explicitly (``from rpc_fixtures import …``) until the root
-conftest lists this module in ``pytest_plugins``.
+The root conftest loads these fixtures (``pytest_plugins``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -26,7 +26,23 @@ from bevsession.tokens import TokenMinter
 from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
 from bevsession.transports.supabase import SupabaseTransport
+from conftest import create_database, drop_database
 from postgrest_endpoint import EndpointConfig, RunningEndpoint, run_endpoint
+
+__all__ = [
+    "LOCAL_TRANSPORTS",
+    "TRANSPORTS",
+    "Keys",
+    "endpoint",
+    "endpoint_config",
+    "keys",
+    "live_settings",
+    "local_service",
+    "local_transport",
+    "open_transport",
+    "service",
+    "transport",
+]
 
 LIVE_ENV = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 TRANSPORTS = (
@@ -89,50 +105,69 @@ def live_settings() -> dict[str, str]:
     return {name: os.environ[name] for name in LIVE_ENV}
 
 
-async def open_transport(kind: str, request: pytest.FixtureRequest) -> Transport:
-    """Open the transport *kind*; local kinds use this test's database."""
+@contextlib.asynccontextmanager
+async def open_transport(
+    kind: str, pg: LocalPostgres, db_name: str | None, keys: Keys
+) -> AsyncIterator[Transport]:
+    """Transport *kind* on database *db_name* (local kinds) or the live stack."""
+    opened: Transport
+    running: RunningEndpoint | None = None
     if kind == "supabase-live":
         env = live_settings()
-        return await SupabaseTransport.connect(
+        opened = await SupabaseTransport.connect(
             env["SUPABASE_URL"],
             anon_key=env["SUPABASE_ANON_KEY"],
             service_key=env["SUPABASE_SERVICE_ROLE_KEY"],
             jwt_secret=env["SUPABASE_JWT_SECRET"],
         )
-    if kind == "postgres":
-        pg: LocalPostgres = request.getfixturevalue("pg")
-        db_name: str = request.getfixturevalue("db_name")
-        return await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
-    if kind == "supabase":
-        running: RunningEndpoint = request.getfixturevalue("endpoint")
-        test_keys: Keys = request.getfixturevalue("keys")
-        return await SupabaseTransport.connect(
+    elif kind == "postgres":
+        assert db_name is not None
+        opened = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
+    elif kind == "supabase":
+        assert db_name is not None
+        running = await run_endpoint(endpoint_config(pg, db_name, keys))
+        opened = await SupabaseTransport.connect(
             running.url,
-            anon_key=test_keys.anon_key,
-            service_key=test_keys.service_key,
-            minter=TokenMinter(test_keys.jwt_secret),
+            anon_key=keys.anon_key,
+            service_key=keys.service_key,
+            minter=TokenMinter(keys.jwt_secret),
         )
-    raise ValueError(kind)
+    else:
+        raise ValueError(kind)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        if running is not None:
+            await running.close()
 
 
 @pytest.fixture(params=TRANSPORTS)
-async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
-    """Each transport in turn, connected to this test's database (or the live stack)."""
-    opened = await open_transport(request.param, request)
+async def transport(
+    request: pytest.FixtureRequest, pg: LocalPostgres, template_db: str, keys: Keys
+) -> AsyncIterator[Transport]:
+    """Each transport in turn: on a fresh local database, or on the live stack."""
+    kind: str = request.param
+    if kind == "supabase-live":
+        live_settings()
+        async with open_transport(kind, pg, None, keys) as opened:
+            yield opened
+        return
+    name = await create_database(pg, template_db)
     try:
-        yield opened
+        async with open_transport(kind, pg, name, keys) as opened:
+            yield opened
     finally:
-        await opened.close()
+        await drop_database(pg, name)
 
 
 @pytest.fixture(params=LOCAL_TRANSPORTS)
-async def local_transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
-    """Both transports on this test's local database (for tests that inspect the tables)."""
-    opened = await open_transport(request.param, request)
-    try:
+async def local_transport(
+    request: pytest.FixtureRequest, pg: LocalPostgres, db_name: str, keys: Keys
+) -> AsyncIterator[Transport]:
+    """Both transports on this test's database (``db_dsn``), for tests that inspect tables."""
+    async with open_transport(request.param, pg, db_name, keys) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -143,8 +178,3 @@ def service(transport: Transport) -> SessionService:
 @pytest.fixture
 def local_service(local_transport: Transport) -> SessionService:
     return SessionService(local_transport)
-
-
-@pytest.fixture
-def is_live(transport: Transport, request: pytest.FixtureRequest) -> bool:
-    return "supabase-live" in request.node.callspec.id

@@ -40,7 +40,9 @@ async def open_transport(settings: Settings) -> Transport:
             service_key=settings.supabase_service_role_key.get_secret_value(),
             jwt_secret=settings.supabase_jwt_secret.get_secret_value(),
             anon_key=(
-                settings.supabase_anon_key.get_secret_value() if settings.supabase_anon_key else None
+                settings.supabase_anon_key.get_secret_value()
+                if settings.supabase_anon_key
+                else None
             ),
         )
     assert settings.database_url is not None
@@ -55,7 +57,9 @@ def create_app(
     replier: ReplyGenerator | None = None,
 ) -> web.Application:
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
-    app = web.Application(middlewares=[json_errors, session_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[json_errors, session_middleware], client_max_size=MAX_BODY_BYTES
+    )
     app[SETTINGS] = settings
     app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)
     app[COOKIE] = CookieOptions(

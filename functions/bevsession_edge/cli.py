@@ -49,7 +49,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the shim (plain PostgreSQL only) and pending migrations to DATABASE_URL."""
     dsn = args.database_url or os.environ.get("DATABASE_URL")
     if not dsn:
-        print("bevsession migrate: set DATABASE_URL (an owner/superuser connection)", file=sys.stderr)
+        print(
+            "bevsession migrate: set DATABASE_URL (an owner/superuser connection)", file=sys.stderr
+        )
         return 2
     applied = asyncio.run(migrate(dsn))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
@@ -88,16 +90,19 @@ def _prepare_environment(workdir: Path) -> object | None:
         os.environ.setdefault("BEVSESSION_TRANSPORT", "postgres")
     if not os.environ.get("SESSION_PASSWORD") and not os.environ.get("SESSION_PASSWORDS"):
         os.environ["SESSION_PASSWORD"] = development_password(workdir)
-        os.environ["BEVSESSION_PASSWORD_GENERATED"] = "1"
+        os.environ["BEVSESSION_PASSWORD_GENERATED"] = "1"  # noqa: S105 (a flag, not a secret)
     return embedded
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     workdir = Path.cwd()
+    embedded = None
     try:
         embedded = _prepare_environment(workdir)
         load_settings()  # refuse a bad configuration before any worker starts
     except (ConfigError, LocalPostgresError) as exc:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
         print(f"bevsession serve: {exc}", file=sys.stderr)
         return 2
     print(f"bevsession: serving on http://{args.host}:{args.port} with {args.workers} worker(s)",

@@ -56,8 +56,8 @@ VECTOR_RULES: tuple[Rule, ...] = (
     Rule("product_focus", "wine", _rx("wine", "wines", "vineyard", "winemaking"), None),
     Rule("product_focus", "spirits", _rx("spirits", "whiskey", "whisky", "vodka", "gin",
          "tequila", "rum", "bourbon"), None),
-    Rule("product_focus", "rtd", _rx("rtd", "ready[- ]to[- ]drink", "seltzers?", "canned cocktails?"),
-         None),
+    Rule("product_focus", "rtd", _rx("rtd", "ready[- ]to[- ]drink", "seltzers?",
+         "canned cocktails?"), None),
     Rule("product_focus", "non_alcoholic", _rx("non[- ]alcoholic", "na beer", "alcohol[- ]free",
          "kombucha"), None),
 )  # fmt: skip

@@ -23,7 +23,7 @@ from bevsession.local_postgres import SERVER_OS_USER, LocalPostgres
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".bevsession"
-PASSWORD_FILE = "session-password"
+PASSWORD_FILE = "session-password"  # noqa: S105 (a file name)
 APP_LOGIN = "authenticator"
 
 
@@ -50,7 +50,9 @@ def data_folder(workdir: Path) -> Path:
     digest = hashlib.sha256(str(workdir).encode()).hexdigest()[:12]
     fallback = Path(tempfile.gettempdir()) / f"bevsession-{digest}" / "postgres"
     log.warning(
-        "the 'postgres' OS user cannot enter %s; keeping the embedded database in %s", wanted, fallback
+        "the 'postgres' OS user cannot enter %s; keeping the embedded database in %s",
+        wanted,
+        fallback,
     )
     return fallback
 

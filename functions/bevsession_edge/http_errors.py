@@ -57,11 +57,10 @@ def error_response(status: int, code: str, message: str, **headers: str) -> web.
 
 
 def from_session_error(exc: SessionError) -> web.Response:
-    for kind, (status, code) in SESSION_ERROR_STATUS.items():
-        if isinstance(exc, kind):
-            break
-    else:
-        status, code = 503, "database_error"
+    status, code = next(
+        (mapped for kind, mapped in SESSION_ERROR_STATUS.items() if isinstance(exc, kind)),
+        (503, "database_error"),
+    )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
     message = exc.message if status < 500 else "the session store is unavailable; try again shortly"
     return error_response(status, code, message, **headers)

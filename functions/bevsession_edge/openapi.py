@@ -13,18 +13,33 @@ from .config import Settings
 SCORE = {"type": "number", "minimum": 0, "maximum": 1}
 MILLIS = {"type": "integer", "minimum": 0, "description": "milliseconds since the epoch"}
 NULLABLE_MILLIS = {"type": ["integer", "null"], "minimum": 0}
-SCORE_NAMES = (
-    "sales_focus_score marketing_focus_score operations_focus_score compliance_focus_score "
-    "supplier_score distributor_score craft_score mid_sized_score large_score"
-).split()
+SCORE_NAMES = [
+    "sales_focus_score",
+    "marketing_focus_score",
+    "operations_focus_score",
+    "compliance_focus_score",
+    "supplier_score",
+    "distributor_score",
+    "craft_score",
+    "mid_sized_score",
+    "large_score",
+]
 VECTORS = ("functional_role", "org_type", "org_size", "product_focus")
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {
+def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
+    return response
 
 
 def _json(ref: str, description: str) -> dict[str, Any]:
@@ -34,7 +49,7 @@ def _json(ref: str, description: str) -> dict[str, Any]:
     }
 
 
-COOKIE_SECURITY = [{"sessionCookie": []}]
+COOKIE_SECURITY: list[dict[str, list[str]]] = [{"sessionCookie": []}]
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
@@ -44,8 +59,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         vectors[f"{v}_confidence"] = SCORE
     persona = {
         "type": "object",
-        "required": ["detection_vectors", *SCORE_NAMES, "pain_points_detected",
-                     "overall_confidence", "total_interactions"],
+        "required": [
+            "detection_vectors",
+            *SCORE_NAMES,
+            "pain_points_detected",
+            "overall_confidence",
+            "total_interactions",
+        ],
         "properties": {
             "detection_vectors": {"type": "object", "properties": vectors},
             **{name: SCORE for name in SCORE_NAMES},
@@ -54,11 +74,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "overall_confidence": SCORE,
             "total_interactions": {"type": "integer", "minimum": 0},
         },
-    }  # fmt: skip
+    }
     limit_max = settings.history_page_max
     errors = {
         "400": _error_response("invalid JSON or input"),
-        "503": _error_response("the database is unavailable; retry after Retry-After seconds"),
+        "503": _error_response(
+            "the database is unavailable; retry after Retry-After seconds", retry_after=True
+        ),
     }
     return {
         "openapi": "3.1.0",
@@ -114,12 +136,24 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "The newest messages, oldest first, with a keyset cursor",
                     "security": COOKIE_SECURITY,
                     "parameters": [
-                        {"name": "limit", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": limit_max,
-                                    "default": 20}},
-                        {"name": "before", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1}},
-                    ],  # fmt: skip
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": limit_max,
+                                "default": 20,
+                            },
+                        },
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1},
+                        },
+                    ],
                     "responses": {"200": _json("History", "a page of messages"), **errors},
                 }
             },
@@ -134,7 +168,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "The database answers",
                     "responses": {
                         "200": _json("Status", "ready"),
-                        "503": _error_response("the database does not answer"),
+                        "503": _error_response("the database does not answer", retry_after=True),
                     },
                 }
             },
@@ -183,9 +217,17 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Persona": persona,
                 "SessionSummary": {
                     "type": "object",
-                    "required": ["sessionId", "createdAt", "lastActivityAt", "messageCount",
-                                 "currentMode", "hasCompletedOnboarding", "hasBrochure",
-                                 "isDataConnected", "persona"],
+                    "required": [
+                        "sessionId",
+                        "createdAt",
+                        "lastActivityAt",
+                        "messageCount",
+                        "currentMode",
+                        "hasCompletedOnboarding",
+                        "hasBrochure",
+                        "isDataConnected",
+                        "persona",
+                    ],
                     "properties": {
                         "sessionId": {"type": "string", "format": "uuid"},
                         "createdAt": MILLIS,
@@ -198,16 +240,19 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "isDataConnected": {"type": "boolean"},
                         "persona": {"$ref": "#/components/schemas/Persona"},
                     },
-                },  # fmt: skip
+                },
                 "ChatRequest": {
                     "type": "object",
                     "required": ["message"],
                     "additionalProperties": False,
                     "properties": {
-                        "message": {"type": "string", "minLength": 1,
-                                    "maxLength": settings.max_message_chars}
+                        "message": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": settings.max_message_chars,
+                        }
                     },
-                },  # fmt: skip
+                },
                 "ChatResponse": {
                     "type": "object",
                     "required": ["reply", "persona", "sessionId", "messageCount"],

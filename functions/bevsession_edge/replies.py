@@ -42,7 +42,9 @@ LABELS = {
 }  # fmt: skip
 
 QUESTIONS = {
-    "functional_role": "Which part of the business do you own: sales, marketing, operations or compliance?",
+    "functional_role": (
+        "Which part of the business do you own: sales, marketing, operations or compliance?"
+    ),
     "org_type": "Are you a supplier (brewery, winery, distillery) or a distributor?",
     "org_size": "Roughly how big is the team: craft, regional, or national?",
     "product_focus": "What do you mainly sell: beer, wine, spirits or ready-to-drink?",

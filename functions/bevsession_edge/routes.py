@@ -60,7 +60,9 @@ def validation_message(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def int_query(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+def int_query(
+    request: web.Request, name: str, default: int | None, low: int, high: int
+) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -190,14 +192,14 @@ async def history(request: web.Request) -> web.Response:
     state = session_of(request)
     if state.is_new:  # a new visitor has no history; do not create rows for a read
         return web.json_response({"messages": [], "next": None})
-    service = request.app[SERVICE]
-    page = await for_visitor(
-        state,
-        lambda: service.get_conversation_history(
+    try:
+        page = await request.app[SERVICE].get_conversation_history(
             state.session_id, limit=limit or DEFAULT_HISTORY_LIMIT, before=before
-        ),
-    )
-    if state.is_new:  # the cookie was revoked: the fresh session has nothing yet
+        )
+    except SessionRevoked:  # a replayed cookie: the visitor starts afresh, with no history
+        state.restart("revoked")
+        return web.json_response({"messages": [], "next": None})
+    except SessionNotFound:  # a cookie-only session (e.g. made by a Node app): nothing stored
         return web.json_response({"messages": [], "next": None})
     return web.json_response(
         {

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bevsession.sealing import SealError, Sealer
+from bevsession.sealing import Sealer, SealError
 
 TOUCH_INTERVAL_MS = 60_000  # resend the cookie for activity alone at most once a minute
 HISTORY_SUFFIX = "_history"

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import asyncpg
 import httpx
+from postgrest import APIError
 
 __all__ = [
     "CODE_TABLE",
@@ -182,7 +183,7 @@ def from_exception(exc: BaseException) -> SessionError:
             details=getattr(exc, "detail", None),
             hint=getattr(exc, "hint", None),
         )
-    if type(exc).__name__ == "APIError" and hasattr(exc, "code"):  # postgrest.APIError
+    if isinstance(exc, APIError):
         return from_postgrest_error(exc)
     if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
         return DatabaseUnavailable(f"timed out: {type(exc).__name__}", code="57014")
@@ -190,6 +191,8 @@ def from_exception(exc: BaseException) -> SessionError:
         return DatabaseUnavailable(f"could not connect: {exc}", code="08001")
     if isinstance(exc, httpx.TransportError | ConnectionError | OSError):
         return DatabaseUnavailable(f"connection lost: {type(exc).__name__}: {exc}", code="08006")
+    if isinstance(exc, asyncpg.InternalClientError):  # protocol state: the connection broke
+        return DatabaseUnavailable(f"connection lost: {exc}", code="08006")
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc)
         if "connection" in text and ("closed" in text or "lost" in text):

@@ -144,9 +144,8 @@ class LocalPostgres:
             cmd = ["runuser", "-u", SERVER_OS_USER, "--", *cmd]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
-            raise LocalPostgresError(
-                f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
-            )
+            output = proc.stderr.strip() or proc.stdout.strip()
+            raise LocalPostgresError(f"{args[0]} failed ({proc.returncode}): {output}")
         return proc
 
     def _prepare_dir(self) -> None:
@@ -159,8 +158,9 @@ class LocalPostgres:
             )
             if probe.returncode != 0:
                 raise LocalPostgresError(
-                    f"the '{SERVER_OS_USER}' OS user cannot reach {self.base_dir}: one of its parent "
-                    "folders is closed to other users (e.g. a 0700 home); use a folder under /tmp"
+                    f"the '{SERVER_OS_USER}' OS user cannot reach {self.base_dir}: one of its "
+                    "parent folders is closed to other users (e.g. a 0700 home); use a folder "
+                    "under /tmp"
                 )
 
     def init(self) -> None:
@@ -218,7 +218,8 @@ class LocalPostgres:
     @classmethod
     def throwaway_cluster(cls, **kwargs: object) -> LocalPostgres:
         """A started cluster in a fresh folder under the system temp dir (reachable as root)."""
-        base = Path(tempfile.mkdtemp(prefix="bevsession-pg-", dir=os.environ.get("TMPDIR", "/tmp")))
+        temp_root = os.environ.get("TMPDIR", "/tmp")  # noqa: S108 (mkdtemp makes it private)
+        base = Path(tempfile.mkdtemp(prefix="bevsession-pg-", dir=temp_root))
         base.chmod(0o755)
         cluster = cls(base_dir=base, throwaway=True, **kwargs)  # type: ignore[arg-type]
         try:

@@ -65,7 +65,9 @@ def list_migrations(root: Path | None = None) -> list[Migration]:
     for path in sorted(folder.glob("*.sql")):
         match = MIGRATION_NAME.match(path.name)
         if not match:
-            raise ValueError(f"migration file name must be <YYYYMMDDHHMMSS>_<name>.sql: {path.name}")
+            raise ValueError(
+                f"migration file name must be <YYYYMMDDHHMMSS>_<name>.sql: {path.name}"
+            )
         found.append(Migration(match["version"], match["name"], path))
     return found
 

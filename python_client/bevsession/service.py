@@ -1,19 +1,18 @@
 """The session service: the seed's operations as typed async methods, one RPC each.
 
-API shape: one :class:`SessionService` per application, shared by every request; each visitor
-method takes the ``session_id`` first::
+API shape: one :class:`SessionService` per application (stateless, shared by every request);
+every visitor operation takes the ``session_id`` first::
 
-    service = SessionService(transport)            # at startup
     snapshot = await service.get_session(session_id)
-    turn = await service.begin_chat_turn(session_id, text, signals=detector.detect(text, persona))
+    turn = await service.begin_chat_turn(session_id, text, signals=signals)
 
-Why ``session_id`` first rather than a handle bound to one session: the service is stateless
-and lives in the aiohttp app, so nothing is built per request; and the session id can change
-in the middle of a request (a cookie the database reports as revoked is replaced by a fresh
-session and the operation retried), which a handler expresses naturally as
-``lambda: service.op(state.session_id, …)``. The id is the only identity a visitor call
-carries: the transport turns it into that session's claims (RLS keys on them), so no method can
-reach another session's rows whatever else it is given. Admin work (:meth:`admin_session_stats`)
+Why the id on every call rather than only a handle bound to one session: an aiohttp handler
+holds the service from the app, and the session id can change in the middle of a request (a
+cookie the database reports as revoked is replaced by a fresh session and the operation retried
+once), which reads naturally as ``lambda: service.get_session(state.session_id)``. The id is the
+only identity a visitor call carries — the transport turns it into that session's claims and
+RLS keys on them — so no method can reach another session's rows whatever else it is given.
+Admin work (:meth:`SessionService.admin_session_stats`)
 runs as ``service_role``.
 
 Inputs are validated with the models of :mod:`bevsession.models` before any I/O; a refused input
@@ -98,16 +97,15 @@ def _session_uuid(session_id: UUID | str) -> UUID:
 
 
 class SessionService:
-    """Every session operation, for any visitor; one RPC per method."""
+    """Every session operation for any visitor, plus admin calls; one RPC per method."""
 
     __slots__ = ("transport",)
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    async def _call(
-        self, identity: Identity, fn: str, args: Mapping[str, Any], model: type[M]
-    ) -> M:
+    async def call(self, identity: Identity, fn: str, args: Mapping[str, Any], model: type[M]) -> M:
+        """Run one RPC and parse its JSON into *model*."""
         data = await self.transport.call(fn, args, identity=identity)
         try:
             return model.model_validate(data)
@@ -120,7 +118,7 @@ class SessionService:
     async def _visit(
         self, session_id: UUID | str, fn: str, args: Mapping[str, Any], model: type[M]
     ) -> M:
-        return await self._call(Visitor(_session_uuid(session_id)), fn, args, model)
+        return await self.call(Visitor(_session_uuid(session_id)), fn, args, model)
 
     # --- the seed's six operations -------------------------------------------------------
     async def get_session(self, session_id: UUID | str, *, touch: bool = True) -> SessionSnapshot:
@@ -256,7 +254,7 @@ class SessionService:
     # --- admin and lifecycle ---------------------------------------------------------------
     async def admin_session_stats(self) -> SessionStats:
         """Session, persona, message and signal counts (runs as ``service_role``)."""
-        return await self._call(Service(), "admin_session_stats", {}, SessionStats)
+        return await self.call(Service(), "admin_session_stats", {}, SessionStats)
 
     async def ping(self) -> None:
         """Raise ``DatabaseUnavailable`` unless the database answers."""

@@ -77,10 +77,16 @@ class Claims:
 
 @dataclass(frozen=True)
 class TokenMinter:
-    """Signs visitor claims as HS256 JWTs with the project's JWT secret."""
+    """Signs visitor claims as HS256 JWTs with the project's JWT secret.
+
+    ``key_id`` sets the JWT header's ``kid``: needed once a Supabase project verifies with
+    signing keys and the shared secret was imported as one of them (PostgREST then tries only
+    the key with that id); without it every configured key is tried, as for the legacy secret.
+    """
 
     secret: str = field(repr=False)
     claims: Claims = field(default_factory=Claims)
+    key_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_LENGTH:
@@ -91,7 +97,10 @@ class TokenMinter:
 
     def visitor_token(self, session_id: UUID) -> str:
         """A signed JWT for *session_id*, valid for ``claims.ttl`` seconds."""
-        return jwt.encode(self.claims.visitor(session_id), self.secret, algorithm="HS256")
+        headers = {"kid": self.key_id} if self.key_id else None
+        return jwt.encode(
+            self.claims.visitor(session_id), self.secret, algorithm="HS256", headers=headers
+        )
 
     def decode(self, token: str) -> dict[str, Any]:
         """Verify and decode a token minted here (tests and diagnostics)."""

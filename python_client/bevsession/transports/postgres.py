@@ -17,11 +17,18 @@ row before the outer target list calls the function, so the function sees the cl
 
 The role cannot be switched in the same statement (EXECUTE and RLS would be checked partly as
 the login role), so there is one pool per role: each connection logs in as the DSN's user
-(``authenticator`` in production) and runs ``SET ROLE`` once when it is opened. asyncpg's
-default release runs ``RESET ALL`` (a second round trip per call; it leaves ``role`` alone,
-which is ``GUC_NO_RESET_ALL``); this transport releases connections without it, since every
-setting it makes is transaction-local. So a call costs one round trip once the connection has
-prepared that statement (the first call per connection and statement costs one more).
+(``authenticator`` in production) and runs ``SET ROLE`` once when it is opened, then applies
+the role's own settings (``ALTER ROLE … SET``, as PostgREST does on each switch). asyncpg's
+default release runs ``RESET ALL`` — a second round trip per call, and it would drop those role
+settings (it leaves ``role`` itself alone: ``GUC_NO_RESET_ALL``) — so this transport releases
+connections without it: every setting a call makes is transaction-local anyway. So a call
+costs one round trip once the connection has prepared that statement (the first call per
+connection and statement costs one more).
+
+A pooled connection whose server went away while it sat idle (a restart, an idle-connection
+kill) is only noticed when used; asyncpg then refuses before sending anything, and that one
+case is retried once on a fresh connection. Nothing else is retried: a write whose outcome is
+unknown is reported as ``DatabaseUnavailable``, never repeated blindly.
 
 Function and argument names come only from :mod:`bevsession.rpc`; values always travel as
 parameters. A pooler in *transaction* mode (PgBouncer, Supavisor :6543) breaks both the
@@ -48,8 +55,23 @@ _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SEARCH_PATH: Final = "public, extensions"  # PostgREST on Supabase: db-schemas + extra-search-path
 
 
+_ROLE_SETTINGS_SQL: Final = """
+select pg_catalog.set_config(split_part(s, '=', 1), substr(s, strpos(s, '=') + 1), false)
+from pg_catalog.pg_db_role_setting d, unnest(d.setconfig) s
+where d.setrole = (select oid from pg_catalog.pg_roles where rolname = $1)
+  and d.setdatabase in (0, (select oid from pg_catalog.pg_database
+                            where datname = pg_catalog.current_database()))
+"""
+
+
 def _json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _failed_before_sending(exc: Exception) -> bool:
+    """asyncpg refused to send on a connection it already knows is broken."""
+    text = str(exc)
+    return text.startswith("cannot switch to state") or text == "connection is closed"
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -122,6 +144,9 @@ class PostgresTransport(Transport):
         async def init(conn: asyncpg.Connection) -> None:
             # role is checked against _ROLE_NAME; identifiers cannot be parameters.
             await conn.execute(f'set role "{role}"')
+            # PostgREST applies the role's own settings (ALTER ROLE … SET statement_timeout) on
+            # every switch; the role never changes on this connection, so once is enough.
+            await conn.execute(_ROLE_SETTINGS_SQL, role)
             await conn.set_type_codec(
                 "jsonb", schema="pg_catalog", encoder=_json_dumps, decoder=json.loads
             )
@@ -168,8 +193,16 @@ class PostgresTransport(Transport):
         else:
             claims = self._service_claims
         pool = self._pool(identity)
+        values = [args[name] for name in names]
         try:
-            return await pool.fetchval(sql, claims, *(args[name] for name in names))
+            try:
+                return await pool.fetchval(sql, claims, *values)
+            except (asyncpg.InternalClientError, asyncpg.InterfaceError) as exc:
+                if not _failed_before_sending(exc):
+                    raise
+                # A pooled connection whose server went away while it was idle (restart, idle
+                # kill) fails before the statement leaves: nothing ran, so once more is safe.
+                return await pool.fetchval(sql, claims, *values)
         except Exception as exc:
             raise from_exception(exc) from exc
 

@@ -97,21 +97,22 @@ class SupabaseTransport(Transport):
         return None if data == [] else data
 
     async def ping(self) -> None:
-        """Call nothing: PostgREST has no health RPC; a cheap HEAD on the REST root."""
+        """HEAD the REST root with the service key; PostgREST answers 503 while its DB is away.
+
+        There is no health RPC in the API, and calling a real one would do work; the root is
+        served from PostgREST's schema cache but refused while PostgREST has no connection.
+        """
+        key = self._service_client.supabase_key
         try:
             response = await self._http.head(
                 str(self._service_client.rest_url) + "/",
-                headers={
-                    "apikey": self._service_client.supabase_key,
-                    "Authorization": f"Bearer {self._service_client.supabase_key}",
-                },
+                headers={"apikey": key, "Authorization": f"Bearer {key}"},
             )
         except httpx.HTTPError as exc:
             raise from_exception(exc) from exc
-        if response.status_code >= 500:
-            raise from_exception(
-                APIError({"code": str(response.status_code), "message": response.reason_phrase})
-            )
+        if not response.is_success:
+            code = str(response.status_code)
+            raise from_exception(APIError({"code": code, "message": response.reason_phrase}))
 
     async def close(self) -> None:
         if self._closed:

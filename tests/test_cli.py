@@ -1,0 +1,261 @@
+"""The ``bevsession`` command: ``gen-password``, ``migrate``, ``serve`` (refusals, the embedded
+zero-configuration default, several workers), each run as a real subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from bevsession.local_postgres import LocalPostgres
+from bevsession.migrations import list_migrations
+from e2e_server import (
+    PASSWORD,
+    RunningServer,
+    StartServer,
+    Visitor,
+    clean_env,
+    create_database,
+    drop_database,
+    free_port,
+    launch,
+)
+
+BEVSESSION = Path(sys.executable).parent / "bevsession"
+
+
+def bevsession(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    assert BEVSESSION.is_file(), (
+        f"the `bevsession` console script is not installed in {BEVSESSION.parent}"
+    )
+    return subprocess.run(
+        [str(BEVSESSION), *args], env=env, cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A working directory the ``postgres`` OS user can enter (mode 0755 under /tmp)."""
+    path = Path(tempfile.mkdtemp(prefix="bevsession-cli-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        _stop_leftover_cluster(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _embedded_dir(workdir: Path) -> Path:
+    return workdir / ".bevsession" / "postgres"
+
+
+def _postgres_processes(data_dir: Path) -> list[int]:
+    """Pids of processes whose command line names *data_dir* (a postmaster of that cluster)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(data_dir) in cmdline and "postgres" in cmdline:
+                found.append(int(proc.name))
+    return found
+
+
+def _stop_leftover_cluster(workdir: Path) -> None:
+    """If a failed test left the embedded cluster running, stop it (by its own pg_ctl)."""
+    base = _embedded_dir(workdir)
+    if (base / "data" / "postmaster.pid").exists():
+        with contextlib.suppress(Exception):
+            LocalPostgres(base_dir=base, throwaway=False).stop()
+
+
+def assert_no_cluster_running(workdir: Path) -> None:
+    data_dir = _embedded_dir(workdir) / "data"
+    assert not (data_dir / "postmaster.pid").exists(), "the embedded PostgreSQL is still running"
+    assert _postgres_processes(data_dir) == [], "a postgres process of the embedded cluster is left"
+
+
+# --- gen-password -----------------------------------------------------------------------------
+def test_gen_password_prints_a_fresh_64_character_password() -> None:
+    env = clean_env()
+    first = bevsession("gen-password", env=env)
+    second = bevsession("gen-password", env=env)
+    assert first.returncode == 0, first.stderr
+    password = first.stdout.strip()
+    assert first.stdout == password + "\n"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{64}", password), password
+    assert second.stdout.strip() != password
+
+
+# --- migrate ----------------------------------------------------------------------------------
+async def test_migrate_applies_everything_once(pg: LocalPostgres, template_db: str) -> None:
+    versions = [m.version for m in list_migrations()]
+    assert versions
+    name = await create_database(pg, template=None)  # empty: no shim, no migrations
+    try:
+        env = clean_env(DATABASE_URL=pg.dsn(name))
+        first = bevsession("migrate", env=env)
+        assert first.returncode == 0, first.stderr
+        assert f"applied {len(versions)} migration(s)" in first.stdout, first.stdout
+        second = bevsession("migrate", env=env)
+        assert second.returncode == 0, second.stderr
+        assert "applied 0 migration(s)" in second.stdout, second.stdout
+        third = bevsession("migrate", "--database-url", pg.dsn(name), env=clean_env())
+        assert third.returncode == 0 and "applied 0 migration(s)" in third.stdout, third
+
+        conn = await asyncpg.connect(pg.dsn(name))
+        try:
+            recorded = [
+                r["version"]
+                for r in await conn.fetch(
+                    "select version from supabase_migrations.schema_migrations order by version"
+                )
+            ]
+            functions = await conn.fetchval(
+                "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+                "where n.nspname = 'public' and p.proname in ('begin_chat_turn', 'get_session')"
+            )
+        finally:
+            await conn.close()
+        assert recorded == sorted(versions)
+        assert functions == 2
+    finally:
+        await drop_database(pg, name)
+
+
+def test_migrate_without_a_database_url_says_so() -> None:
+    proc = bevsession("migrate", env=clean_env())
+    assert proc.returncode == 2
+    assert "DATABASE_URL" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- serve refuses a bad configuration -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SESSION_PASSWORD": "0123456789"}, ["32"]),
+        (
+            {"BEVSESSION_ENV": "production", "BEVSESSION_PASSWORD_GENERATED": "1",
+             "SESSION_PASSWORD": PASSWORD},
+            ["generated"],
+        ),
+        (
+            {"BEVSESSION_ENV": "production", "SESSION_COOKIE_SECURE": "false",
+             "SESSION_PASSWORD": PASSWORD},
+            ["SESSION_COOKIE_SECURE"],
+        ),
+        ({"BEVSESSION_ENV": "production"}, ["generated"]),  # serve would generate one: refused
+        ({"SESSION_PASSWORDS": '{"1": "short"}'}, ["32"]),
+        ({"SESSION_PASSWORDS": "not json"}, ["SESSION_PASSWORDS"]),
+        ({"BEVSESSION_ENV": "staging", "SESSION_PASSWORD": PASSWORD}, ["BEVSESSION_ENV"]),
+    ],
+    ids=["short-password", "prod-generated", "prod-insecure", "prod-no-password",
+         "short-in-map", "map-not-json", "unknown-env"],
+)  # fmt: skip
+def test_serve_refuses_a_bad_configuration(
+    workdir: Path, env: dict[str, str], expected: list[str]
+) -> None:
+    full = clean_env(DATABASE_URL="postgresql://authenticator@127.0.0.1:1/none", **env)
+    proc = bevsession(
+        "serve", "--host", "127.0.0.1", "--port", str(free_port()), env=full, cwd=workdir
+    )
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    message = proc.stderr
+    assert any(line.startswith("bevsession serve:") for line in message.splitlines()), message
+    for word in expected:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    assert "Traceback" not in message + proc.stdout
+    for secret in (PASSWORD, "0123456789"):
+        assert secret not in message + proc.stdout, "a refused password is echoed back"
+    assert "serving on" not in proc.stdout
+
+
+def test_a_refused_start_leaves_no_embedded_database_running(workdir: Path) -> None:
+    """Production with nothing configured: the embedded default starts, the config is refused;
+    the cluster started for it must be stopped again, not leaked."""
+    proc = bevsession(
+        "serve", "--host", "127.0.0.1", "--port", str(free_port()),
+        env=clean_env(BEVSESSION_ENV="production"), cwd=workdir, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "generated" in proc.stderr.lower(), proc.stderr
+    assert_no_cluster_running(workdir)
+
+
+# --- serve: the embedded zero-configuration default ----------------------------------------------
+async def test_serve_with_nothing_configured_runs_the_embedded_default_and_keeps_data(
+    workdir: Path,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+) -> None:
+    env = clean_env()
+    assert not {"DATABASE_URL", "SESSION_PASSWORD", "SESSION_PASSWORDS"} & set(env)
+    server: RunningServer | None = None
+    try:
+        server = await launch(
+            env, tmp_path, cwd=workdir, ready_path="/api/session", ready_timeout=60
+        )
+        password_file = workdir / ".bevsession" / "session-password"
+        assert password_file.is_file(), "the development password is saved beside the data"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert len(password_file.read_text().strip()) >= 32
+        assert (_embedded_dir(workdir) / "data" / "PG_VERSION").is_file(), "data under the cwd"
+        assert "development password" in server.log_text(), "the generated password is warned about"
+        assert password_file.read_text().strip() not in server.log_text()
+
+        visitor = Visitor(http, server)
+        first = await visitor.chat("I run sales at a craft brewery and need to prove ROI")
+        cookie = visitor.cookie
+        assert cookie is not None and first["messageCount"] == 2
+
+        code = server.stop()
+        assert code == 0, f"exit {code} after SIGTERM:\n{server.log_text()[-3000:]}"
+        assert_no_cluster_running(workdir)
+
+        server = await launch(
+            env, tmp_path, cwd=workdir, ready_path="/api/session", ready_timeout=60
+        )
+        again = Visitor(http, server)
+        again.cookie = cookie
+        summary = await again.session()
+        assert summary["sessionId"] == first["sessionId"], "the same cookie opens after a restart"
+        assert summary["messageCount"] == 2, "the data persisted"
+        history = (await again.get("/api/chat/history")).json["messages"]
+        assert [m["role"] for m in history] == ["user", "assistant"]
+
+        code = server.stop()
+        assert code == 0, f"exit {code} after SIGTERM:\n{server.log_text()[-3000:]}"
+        assert_no_cluster_running(workdir)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+# --- serve: several workers ---------------------------------------------------------------------
+async def test_serve_with_two_workers_answers_and_stops_cleanly(
+    server_factory: StartServer,
+    http: aiohttp.ClientSession,
+) -> None:
+    server = await server_factory(args=["--workers", "2"])
+    visitor = Visitor(http, server)
+    sid = (await visitor.session())["sessionId"]
+    for i in range(6):  # new connections land on either worker; all share the database
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as fresh:
+            reply = await Visitor(fresh, server).get("/api/session", cookie=visitor.cookie)
+            assert reply.status == 200 and reply.json["sessionId"] == sid, (i, reply)
+    assert server.stop() == 0, server.log_text()[-3000:]
