@@ -6,6 +6,7 @@ each time the client speaks after the server answered is one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -172,6 +173,18 @@ async def test_pool_recovers_after_its_backends_are_killed(
             "select count(pg_terminate_backend(pid)) from pg_stat_activity"
             " where usename = 'authenticator' and pid <> pg_backend_pid()"
         )
+        # Wait until the killed backends are gone, then give the event loop time to read their
+        # goodbye: this test is about a connection that died while IDLE. (A kill racing the
+        # next query is a failure the caller sees: a write there may have committed, so the
+        # transport must not retry it blindly.)
+        for _ in range(100):
+            left = await admin.fetchval(
+                "select count(*) from pg_stat_activity where usename = 'authenticator'"
+            )
+            if left == 0:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
     finally:
         await admin.close()
     assert killed >= 1
