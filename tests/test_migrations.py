@@ -61,7 +61,7 @@ async def test_migrate_applies_everything_then_nothing(fresh_dsn: str) -> None:
             "select tablename from pg_tables where schemaname = 'bevsession' order by 1"
         )
         assert [t["tablename"] for t in tables] == [
-            "messages", "persona_signals", "personas", "sessions",
+            "messages", "persona_signals", "personas", "seal_keys", "session_policy", "sessions",
         ]  # fmt: skip
     finally:
         await conn.close()

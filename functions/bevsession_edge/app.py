@@ -25,6 +25,7 @@ from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPOR
 from .middleware import REJECTIONS, session_middleware, write_cookie
 from .replies import ReplyGenerator, TemplateReplyGenerator
 from .routes import routes
+from .startup import run_startup_checks
 
 # Largest request body: a chat message is at most 8000 characters (32 KB of UTF-8) plus JSON.
 MAX_BODY_BYTES = 64 * 1024
@@ -73,6 +74,12 @@ def create_app(
         owned = transport is None
         app[TRANSPORT] = transport if transport is not None else await open_transport(settings)
         app[SERVICE] = SessionService(app[TRANSPORT])
+        try:
+            await run_startup_checks(app[SERVICE], settings)
+        except BaseException:
+            if owned:
+                await app[TRANSPORT].close()
+            raise
         yield
         if owned:
             await app[TRANSPORT].close()

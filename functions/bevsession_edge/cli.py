@@ -1,4 +1,4 @@
-"""The ``bevsession`` command: ``serve``, ``migrate``, ``gen-password``.
+"""The ``bevsession`` command: ``serve``, ``migrate``, ``purge``, ``gen-password``.
 
 ``serve`` with nothing configured starts the embedded default (a local PostgreSQL under the
 working directory, migrated, with a saved development password). With several workers, each is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import multiprocessing
 import os
@@ -17,13 +18,17 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+from bevsession.errors import SessionError
 from bevsession.local_postgres import LocalPostgresError
 from bevsession.migrations import migrate
+from bevsession.transports.base import Transport
 
 from .config import ConfigError, load_settings
+from .logs import configure_logging
 
 log = logging.getLogger("bevsession")
 
@@ -31,10 +36,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Logging for every command: secrets masked in every line (see :mod:`.logs`)."""
+    configure_logging(level)
 
 
 # --- gen-password ---------------------------------------------------------------------------
@@ -58,6 +61,73 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- purge ----------------------------------------------------------------------------------
+DEFAULT_SESSION_TTL = 86400
+
+
+async def _admin_transport(database_url: str | None) -> Transport:
+    """A transport for service_role calls: DATABASE_URL (asyncpg) or the Supabase service key."""
+    from bevsession.transports.postgres import PostgresTransport
+    from bevsession.transports.supabase import SupabaseTransport
+
+    if database_url:
+        return await PostgresTransport.connect(database_url, min_size=0, max_size=1)
+    url = os.environ.get("SUPABASE_URL")
+    key = os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
+    secret = os.environ.get("SUPABASE_JWT_SECRET")
+    if not (url and key and secret):
+        raise ValueError(
+            "set DATABASE_URL, or SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and SUPABASE_JWT_SECRET"
+        )
+    return await SupabaseTransport.connect(url, service_key=key, jwt_secret=secret)
+
+
+async def _purge(database_url: str | None, idle_days: int, batch: int) -> dict[str, object]:
+    from bevsession.service import SessionService
+
+    transport = await _admin_transport(database_url)
+    totals = {"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0, "signals": 0}
+    calls = 0
+    try:
+        service = SessionService(transport)
+        while True:  # each call with more=true deleted a full batch, so this ends
+            result = await service.purge_sessions(timedelta(days=idle_days), batch=batch)
+            calls += 1
+            for name, count in result.deleted.model_dump().items():
+                totals[name] += count
+            if not result.more:
+                break
+    finally:
+        await transport.close()
+    return {"older_than_days": idle_days, "calls": calls, "deleted": totals}
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Retention: delete sessions that never did anything and revoked or forgotten sessions,
+    inactive / revoked for more than ``--idle-days`` days (runs as service_role)."""
+    ttl = int(os.environ.get("SESSION_TTL") or DEFAULT_SESSION_TTL)
+    if args.idle_days * 86400 <= ttl:
+        # A cookie naming a deleted revoked session would open a fresh one under the old id.
+        print(
+            f"bevsession purge: --idle-days {args.idle_days} is not longer than the cookie "
+            f"lifetime (SESSION_TTL={ttl} s); a revoked session's cookie could still open",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        summary = asyncio.run(
+            _purge(args.database_url or os.environ.get("DATABASE_URL"), args.idle_days, args.batch)
+        )
+    except ValueError as exc:
+        print(f"bevsession purge: {exc}", file=sys.stderr)
+        return 2
+    except SessionError as exc:  # messages are already free of secrets (bevsession.errors)
+        print(f"bevsession purge: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0
+
+
 # --- serve ----------------------------------------------------------------------------------
 def _run_worker(host: str, port: int, reuse_port: bool) -> None:
     """One worker process: build the app from the environment and serve until signalled."""
@@ -67,15 +137,19 @@ def _run_worker(host: str, port: int, reuse_port: bool) -> None:
 
     _configure_logging(os.environ.get("BEVSESSION_LOG_LEVEL", "info"))
     settings = load_settings()
-    web.run_app(
-        create_app(settings),
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        print=None,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=host,
+            port=port,
+            reuse_port=reuse_port,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+            print=None,
+            access_log=None,
+        )
+    except ConfigError as exc:  # refused by a start-up check against the database
+        print(f"bevsession serve: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def _prepare_environment(workdir: Path) -> object | None:
@@ -139,6 +213,16 @@ def _serve_many(host: str, port: int, workers: int) -> None:
         proc.join()
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 # --- entry point ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bevsession", description=__doc__.splitlines()[0])
@@ -154,6 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply the shim and pending migrations")
     mig.add_argument("--database-url", default=None, help="defaults to $DATABASE_URL")
     mig.set_defaults(func=cmd_migrate)
+
+    purge = sub.add_parser(
+        "purge", help="delete idle never-used sessions and old revoked ones (retention)"
+    )
+    purge.add_argument(
+        "--idle-days", type=_positive_int, default=30, metavar="N",
+        help="delete what is idle or revoked for more than N days (default 30; must exceed "
+        "SESSION_TTL)",
+    )  # fmt: skip
+    purge.add_argument(
+        "--batch", type=_positive_int, default=10_000, metavar="N",
+        help="sessions of each kind per transaction (default 10000)",
+    )  # fmt: skip
+    purge.add_argument("--database-url", default=None, help="defaults to $DATABASE_URL")
+    purge.set_defaults(func=cmd_purge)
 
     gen = sub.add_parser("gen-password", help="print a new SESSION_PASSWORD")
     gen.set_defaults(func=cmd_gen_password)

@@ -57,7 +57,11 @@ class Settings(BaseSettings):
 
     # Cookie and session lifetime.
     cookie_name: str = Field("bevgenie_session", validation_alias="SESSION_COOKIE_NAME")
+    # Two expiries: the absolute lifetime from creation (also the cookie's lifetime) and the
+    # idle timeout from the last activity (0 = none). The database enforces its own copy of
+    # both (bevsession.session_policy); keep them equal.
     session_ttl: int = Field(86400, ge=120, validation_alias="SESSION_TTL")
+    session_idle_timeout: int = Field(7200, ge=0, validation_alias="SESSION_IDLE_TIMEOUT")
     cookie_secure: bool | None = Field(None, validation_alias="SESSION_COOKIE_SECURE")
 
     # Abuse limits.

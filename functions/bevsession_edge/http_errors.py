@@ -1,7 +1,8 @@
 """Every error leaves the server as JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status.
 
 aiohttp's own HTTP exceptions (404, 405, 413 …) and the session layer's errors are turned into
-that shape; anything unexpected becomes a 500 with a generic message and the details go to the
+that shape (a database that is down: 503, a session over its chat rate limit: 429, both with
+``Retry-After``); anything unexpected becomes a 500 with a generic message and the details go to the
 log only — never a traceback or a secret in a response body.
 """
 
@@ -18,6 +19,7 @@ from bevsession.errors import (
     InvalidInput,
     NoSessionIdentity,
     PermissionDenied,
+    RateLimited,
     SessionError,
     SessionNotFound,
     SessionRevoked,
@@ -36,6 +38,7 @@ SESSION_ERROR_STATUS: dict[type[SessionError], tuple[int, str]] = {
     PermissionDenied: (403, "forbidden"),
     SessionNotFound: (404, "session_not_found"),
     Conflict: (409, "conflict"),
+    RateLimited: (429, "rate_limited"),
     DatabaseUnavailable: (503, "database_unavailable"),
 }
 
@@ -62,6 +65,8 @@ def from_session_error(exc: SessionError) -> web.Response:
         (503, "database_error"),
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+    if isinstance(exc, RateLimited):  # the database says how long this session must wait
+        headers = {"Retry-After": str(exc.retry_after)}
     message = exc.message if status < 500 else "the session store is unavailable; try again shortly"
     return error_response(status, code, message, **headers)
 

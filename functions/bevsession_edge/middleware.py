@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import hdrs, web
 
 from bevsession.cookies import CookieTooLarge, destroy_cookie_header, set_cookie_header
+from bevsession.sealing import TIMESTAMP_SKEW_SEC
 
-from .keys import COOKIE, SEALER
-from .session_cookie import SessionState, new_user, now_ms, open_cookie, persona_summary, seal_user
+from .keys import COOKIE, SEALER, SETTINGS
+from .session_cookie import (
+    SessionState,
+    expiry_reason,
+    new_user,
+    now_ms,
+    open_cookie,
+    persona_summary,
+    remaining_seconds,
+    seal_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +51,29 @@ async def session_middleware(request: web.Request, handler: Any) -> web.StreamRe
     return response
 
 
+def count_rejection(app: web.Application, reason: str) -> None:
+    """Explain, don't shout: a reason at debug level (never the cookie) and a counter."""
+    app[REJECTIONS][reason] += 1
+    log.debug("session cookie refused (%s); starting a new session", reason)
+
+
 def load_session(request: web.Request) -> SessionState:
     app = request.app
-    cookie_options = app[COOKIE]
-    user, reason, reseal = open_cookie(request.cookies.get(cookie_options.name), app[SEALER])
+    settings = app[SETTINGS]
+    user, reason, reseal = open_cookie(request.cookies.get(app[COOKIE].name), app[SEALER])
+    now = now_ms()
+    if user is not None:
+        reason = expiry_reason(
+            user, now=now, lifetime=settings.session_ttl, idle_timeout=settings.session_idle_timeout
+        )
+        if reason is not None:
+            user = None
     if user is None:
         if reason is not None:
-            app[REJECTIONS][reason] += 1
-            log.debug("session cookie refused (%s); starting a new session", reason)
-        return SessionState(new_user(), is_new=True, rejected=reason)
+            count_rejection(app, reason)
+        return SessionState(new_user(now), is_new=True, rejected=reason)
     state = SessionState(user, is_new=False, reseal=reseal)
-    state.update(lastActivityAt=now_ms())
+    state.update(lastActivityAt=now)
     return state
 
 
@@ -65,6 +88,13 @@ async def write_cookie(request: web.Request, response: web.StreamResponse) -> No
         return
     if not state.changed:
         return
+    # The cookie lives only as long as the session's absolute lifetime has left: resealing
+    # never extends it (activity must not keep a session alive for ever).
+    ttl = remaining_seconds(state.user, now=now_ms(), lifetime=request.app[SETTINGS].session_ttl)
+    if ttl <= TIMESTAMP_SKEW_SEC:
+        return  # all but over: the next request starts a new session anyway
+    if ttl < options.ttl:
+        options = replace(options, ttl=ttl)
     sealer = request.app[SEALER]
     try:
         header = set_cookie_header(seal_user(state.user, sealer, options.ttl), options)

@@ -49,7 +49,9 @@ def _json(ref: str, description: str) -> dict[str, Any]:
     }
 
 
-COOKIE_SECURITY: list[dict[str, list[str]]] = [{"sessionCookie": []}]
+# The session cookie is optional: without one (or with one that does not open) the request is a
+# new visitor, never a 401. OpenAPI says "optional" with an empty requirement next to it.
+COOKIE_SECURITY: list[dict[str, list[str]]] = [{"sessionCookie": []}, {}]
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
@@ -127,6 +129,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "200": _json("ChatResponse", "the assistant's reply"),
                         "413": _error_response("body too large"),
                         "415": _error_response("not application/json"),
+                        "429": _error_response(
+                            "this session's chat rate limit is used up; retry after "
+                            "Retry-After seconds",
+                            retry_after=True,
+                        ),
                         **errors,
                     },
                 }
@@ -152,6 +159,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "schema": {"type": "integer", "minimum": 1},
+                        },
+                        {
+                            "name": "tokenBudget",
+                            "in": "query",
+                            "required": False,
+                            "description": "only the newest messages whose token counts fit",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000000},
                         },
                     ],
                     "responses": {"200": _json("History", "a page of messages"), **errors},
@@ -197,7 +211,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": settings.cookie_name}
+                "sessionCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": settings.cookie_name,
+                    "description": "the sealed session (iron Fe26.2); optional: a request "
+                    "without one, or with one that does not open, is a new visitor",
+                }
             },
             "schemas": {
                 "Error": {
@@ -279,6 +299,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                     "createdAt": MILLIS,
                                     "generationMode": {"type": ["string", "null"]},
                                     "uiSpecification": {},
+                                    "tokenCount": {"type": "integer", "minimum": 0},
                                 },
                             },
                         },
@@ -311,7 +332,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Status": {
                     "type": "object",
                     "required": ["status"],
-                    "properties": {"status": {"type": "string"}},
+                    "properties": {
+                        "status": {"type": "string"},
+                        "cookieRejections": {
+                            "type": "object",
+                            "description": "refused cookies since start, by reason",
+                            "additionalProperties": {"type": "integer", "minimum": 0},
+                        },
+                    },
                 },
             },
         },

@@ -15,14 +15,19 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bevsession.errors import DatabaseUnavailable, SessionNotFound, SessionRevoked
+from bevsession.errors import (
+    DatabaseUnavailable,
+    SessionExpired,
+    SessionNotFound,
+    SessionRevoked,
+)
 from bevsession.models import PersonaScores, SessionData
 
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
-from .middleware import session_of
+from .middleware import REJECTIONS, count_rejection, session_of
 from .openapi import openapi_document
 from .session_cookie import SessionState, persona_summary
 
@@ -41,13 +46,29 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     message: str = Field(min_length=1)
 
+    @field_validator("message")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        """PostgreSQL text cannot hold NUL: say so here rather than echo the database's words."""
+        if "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 4xx — whatever bytes, charset or nesting arrive.
+
+    JSON on the wire is UTF-8 (RFC 8259), so the body is decoded as UTF-8 whatever ``charset``
+    says (aiohttp's ``request.json()`` would look up any charset name and fail with a 500 on an
+    unknown one). ``ValueError`` covers invalid JSON, invalid UTF-8 and integers longer than
+    Python's digit limit; ``RecursionError`` covers nesting deeper than the parser's stack.
+    """
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
     try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
@@ -95,14 +116,32 @@ def remember(state: SessionState, session: SessionData, persona: PersonaScores |
     state.update(**fields)
 
 
-async def for_visitor(state: SessionState, operation: Callable[[], Awaitable[T]]) -> T:
-    """Run *operation*; if the database says the session is revoked, start fresh and retry once."""
+async def for_visitor(request: web.Request, operation: Callable[[], Awaitable[T]]) -> T:
+    """Run *operation*; if the database refuses the session (revoked, or expired by its absolute
+    lifetime or idle timeout), start a fresh session and retry once for the new visitor.
+
+    *operation* creates the session when it is missing (``get_session``, ``begin_chat_turn``), so
+    "not found" only happens when the row was deleted under the call (a concurrent retention
+    purge): once more recreates it.
+    """
     try:
         return await operation()
-    except SessionRevoked:
-        log.debug("session refused by the database as revoked; starting a new session")
-        state.restart("revoked")
+    except (SessionRevoked, SessionExpired) as exc:
+        reason = "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
+        count_rejection(request.app, reason)
+        session_of(request).restart(reason)
         return await operation()
+    except SessionNotFound:
+        log.debug("session row vanished during the call (purged); retrying once")
+        return await operation()
+
+
+def cookie_persona(state: SessionState) -> PersonaScores | None:
+    """The persona summary the cookie carries, if it is a valid one (a Node app's may not be)."""
+    try:
+        return PersonaScores.model_validate(state.user.persona) if state.user.persona else None
+    except ValidationError:
+        return None
 
 
 def summary(state: SessionState) -> dict[str, Any]:
@@ -128,7 +167,7 @@ async def get_session(request: web.Request) -> web.Response:
     state = session_of(request)
     service = request.app[SERVICE]
     try:
-        snap = await for_visitor(state, lambda: service.get_session(state.session_id))
+        snap = await for_visitor(request, lambda: service.get_session(state.session_id))
     except DatabaseUnavailable:
         if state.is_new:
             raise
@@ -155,11 +194,11 @@ async def chat(request: web.Request) -> web.Response:
         )
     state = session_of(request)
     service = request.app[SERVICE]
-    known = PersonaScores.model_validate(state.user.persona) if state.user.persona else None
+    known = cookie_persona(state)
     signals = request.app[DETECTOR].detect(message, known)
 
     begun = await for_visitor(
-        state,
+        request,
         lambda: service.begin_chat_turn(
             state.session_id, message, signals=signals, history_limit=REPLY_HISTORY_LIMIT
         ),
@@ -189,15 +228,21 @@ async def history(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     limit = int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, settings.history_page_max)
     before = int_query(request, "before", None, 1, 2**62)
+    token_budget = int_query(request, "tokenBudget", None, 1, 1_000_000)
     state = session_of(request)
     if state.is_new:  # a new visitor has no history; do not create rows for a read
         return web.json_response({"messages": [], "next": None})
     try:
         page = await request.app[SERVICE].get_conversation_history(
-            state.session_id, limit=limit or DEFAULT_HISTORY_LIMIT, before=before
+            state.session_id,
+            limit=limit or DEFAULT_HISTORY_LIMIT,
+            before=before,
+            token_budget=token_budget,
         )
-    except SessionRevoked:  # a replayed cookie: the visitor starts afresh, with no history
-        state.restart("revoked")
+    except (SessionRevoked, SessionExpired) as exc:  # the visitor starts afresh, with no history
+        reason = "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
+        count_rejection(request.app, reason)
+        state.restart(reason)
         return web.json_response({"messages": [], "next": None})
     except SessionNotFound:  # a cookie-only session (e.g. made by a Node app): nothing stored
         return web.json_response({"messages": [], "next": None})
@@ -211,6 +256,7 @@ async def history(request: web.Request) -> web.Response:
                     "createdAt": m.created_at,
                     "generationMode": m.generation_mode,
                     "uiSpecification": m.ui_specification,
+                    "tokenCount": m.token_count,
                 }
                 for m in page.messages
             ],
@@ -245,8 +291,10 @@ async def forget_session(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
-async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up; also how many cookies were refused since start, by reason."""
+    rejections = dict(sorted(request.app[REJECTIONS].items()))
+    return web.json_response({"status": "ok", "cookieRejections": rejections})
 
 
 @routes.get("/readyz")

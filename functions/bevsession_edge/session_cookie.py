@@ -47,6 +47,11 @@ class CookieUser(BaseModel):
     persona: dict[str, Any] = Field(default_factory=dict)
 
 
+def _content_json(user: CookieUser) -> str:
+    """Everything but the activity stamp, serialised: the basis of "did it change?"."""
+    return user.model_dump_json(exclude={"lastActivityAt"})
+
+
 def persona_summary(persona: dict[str, Any]) -> dict[str, Any]:
     """The persona without detection histories: what the cookie may carry."""
     summary = dict(persona)
@@ -71,7 +76,7 @@ class SessionState:
     "did anything change?" is a comparison, not something each handler must remember.
     """
 
-    __slots__ = ("_loaded", "cleared", "is_new", "rejected", "user")
+    __slots__ = ("_loaded", "_loaded_json", "cleared", "is_new", "rejected", "user")
 
     def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
                  reseal: bool = False) -> None:  # fmt: skip
@@ -80,7 +85,9 @@ class SessionState:
         self.rejected = rejected
         self.cleared = False
         # What the cookie held when the request arrived (None: the cookie must be written).
+        # Kept as JSON too: a handler that changes a nested value in place is still seen.
         self._loaded: CookieUser | None = None if (is_new or reseal) else user
+        self._loaded_json = _content_json(user) if self._loaded is not None else ""
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -92,12 +99,9 @@ class SessionState:
             return False
         if self._loaded is None:
             return True
-        before, after = self._loaded, self.user
-        if before.model_dump(exclude={"lastActivityAt"}) != after.model_dump(
-            exclude={"lastActivityAt"}
-        ):
+        if _content_json(self.user) != self._loaded_json:
             return True
-        return after.lastActivityAt - before.lastActivityAt >= TOUCH_INTERVAL_MS
+        return self.user.lastActivityAt - self._loaded.lastActivityAt >= TOUCH_INTERVAL_MS
 
     def update(self, **fields: Any) -> None:
         """Replace fields (camelCase names); ``persona`` is reduced to its summary."""
@@ -111,6 +115,7 @@ class SessionState:
         self.is_new = True
         self.rejected = reason
         self._loaded = None
+        self._loaded_json = ""
 
     def clear(self) -> None:
         """The cookie is deleted at the end of this request."""
@@ -137,12 +142,34 @@ def open_cookie(value: str | None, sealer: Sealer) -> tuple[CookieUser | None, s
     except ValidationError:
         return None, "bad_payload", False
     stale_id = not value.startswith(f"Fe26.2*{sealer.seal_id}*")
-    has_history = any(
-        k.endswith(HISTORY_SUFFIX) for k in parsed.persona.get("detection_vectors", {}) or {}
-    )
+    vectors = parsed.persona.get("detection_vectors")
+    has_history = isinstance(vectors, dict) and any(k.endswith(HISTORY_SUFFIX) for k in vectors)
     if has_history:  # a seed-shaped cookie (Node app): keep the summary only
         parsed = parsed.model_copy(update={"persona": persona_summary(parsed.persona)})
     return parsed, None, stale_id or has_history
+
+
+def expiry_reason(user: CookieUser, *, now: int, lifetime: int, idle_timeout: int) -> str | None:
+    """Why a session is over, from the sealed data alone: ``lifetime`` or ``idle`` (or None).
+
+    Two different clocks: the absolute lifetime runs from ``createdAt`` and activity cannot
+    extend it; the idle timeout runs from ``lastActivityAt`` (refreshed in the cookie at most
+    once per touch interval, so it is exact to about a minute).
+    """
+    if now - user.createdAt >= lifetime * 1000:
+        return "lifetime"
+    if idle_timeout and now - user.lastActivityAt >= idle_timeout * 1000:
+        return "idle"
+    return None
+
+
+def remaining_seconds(user: CookieUser, *, now: int, lifetime: int) -> int:
+    """Seconds until the absolute lifetime ends (rounded up): the ttl a resealed cookie may have.
+
+    Rounded up so that a session sealed within its first second gets exactly the configured
+    ttl, and its cookie exactly iron-session's ``Max-Age``.
+    """
+    return -((now - user.createdAt - lifetime * 1000) // 1000)
 
 
 def seal_user(user: CookieUser, sealer: Sealer, ttl: int) -> str:

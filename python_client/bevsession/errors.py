@@ -32,7 +32,9 @@ __all__ = [
     "InvalidInput",
     "NoSessionIdentity",
     "PermissionDenied",
+    "RateLimited",
     "SessionError",
+    "SessionExpired",
     "SessionNotFound",
     "SessionRevoked",
     "error_for_code",
@@ -64,6 +66,10 @@ class SessionRevoked(SessionError):
     """The session was cleared or forgotten; its id is refused for good (PT403)."""
 
 
+class SessionExpired(SessionError):
+    """The session passed its absolute lifetime or its idle timeout (PT410); start a new one."""
+
+
 class SessionNotFound(SessionError):
     """The operation needs a session that does not exist yet (PT404)."""
 
@@ -84,12 +90,29 @@ class Conflict(SessionError):
     """A concurrent change won (unique violation, serialization failure, deadlock, PT409)."""
 
 
+class RateLimited(SessionError):
+    """The session used up its chat-turn allowance (PT429); retry after ``retry_after`` seconds.
+
+    The database says how long to wait in ``details`` (``retry_after=<seconds>``), so every
+    worker and both transports report the same wait without knowing the limit.
+    """
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait before the next chat turn (at least 1)."""
+        found = _RETRY_AFTER.search(self.details or "")
+        return max(1, int(found.group(1))) if found else 1
+
+
 class DatabaseUnavailable(SessionError):
     """The database could not be reached or is shutting down; nothing was (knowingly) done."""
 
 
 class DatabaseError(SessionError):
     """Any other database failure: a bug or a schema mismatch, not the caller's fault."""
+
+
+_RETRY_AFTER = re.compile(r"\bretry_after=(\d{1,9})\b")
 
 
 # --- the one table -----------------------------------------------------------------------
@@ -99,7 +122,9 @@ CODE_TABLE: Final[Mapping[str, type[SessionError]]] = {
     "PT401": NoSessionIdentity,
     "PT403": SessionRevoked,
     "PT404": SessionNotFound,
+    "PT410": SessionExpired,
     "PT409": Conflict,
+    "PT429": RateLimited,
     # invalid input
     "22": InvalidInput,  # class: data exception (22023 invalid_parameter_value, 22P02, 22001…)
     "23502": InvalidInput,  # not_null_violation
@@ -125,6 +150,8 @@ CODE_TABLE: Final[Mapping[str, type[SessionError]]] = {
     "40001": Conflict,  # serialization_failure
     "40P01": Conflict,  # deadlock_detected
     "409": Conflict,
+    # rate limits (PostgREST answers PT429 with HTTP 429; a gateway may too, with no code)
+    "429": RateLimited,
     # unavailable
     "08": DatabaseUnavailable,  # class: connection exception
     "53": DatabaseUnavailable,  # class: insufficient resources (too many connections…)
@@ -207,10 +234,13 @@ _KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|secret|apikey|api_ke
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _SUPABASE_KEY = re.compile(r"\bsb_(secret|publishable)_[A-Za-z0-9_\-]+")
 _BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+# An iron seal (a session cookie): "Fe26.2**…" or an older "Fe26.1**…".
+_SEAL = re.compile(r"Fe26\.[12]\*[^\s'\"<>;,]*")
 
 
 def safe_text(text: str | None) -> str:
-    """*text* with credentials masked: URL passwords, ``password=…``, JWTs, Supabase keys."""
+    """*text* with credentials masked: URL passwords, ``password=…``, JWTs, Supabase keys,
+    sealed cookies."""
     if not text:
         return ""
     text = _URL_PASSWORD.sub(r"\1:***@", text)
@@ -218,4 +248,5 @@ def safe_text(text: str | None) -> str:
     text = _JWT.sub("<jwt>", text)
     text = _SUPABASE_KEY.sub(r"sb_\1_***", text)
     text = _BEARER.sub("Bearer ***", text)
+    text = _SEAL.sub("<sealed cookie>", text)
     return text

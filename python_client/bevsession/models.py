@@ -38,10 +38,12 @@ __all__ = [
     "MAX_HISTORY_PAGE",
     "MAX_MESSAGE_CHARS",
     "MAX_PAIN_POINTS",
+    "MAX_PURGE_BATCH",
     "MAX_QUESTIONS",
     "MAX_QUESTION_CHARS",
     "MAX_SIGNALS_PER_TURN",
     "MAX_SIGNAL_TEXT_CHARS",
+    "MIN_RETENTION_MS",
     "SCORE_NAMES",
     "VECTOR_NAMES",
     "ChatTurnBegin",
@@ -61,6 +63,8 @@ __all__ = [
     "PersonaSignal",
     "PersonaUpdate",
     "PersonaUpdateResult",
+    "PurgeCounts",
+    "PurgeResult",
     "ScoreName",
     "SessionCounts",
     "SessionData",
@@ -80,6 +84,8 @@ MAX_HISTORY_PAGE: Final = 200
 MAX_SIGNALS_PER_TURN: Final = 50
 MAX_ESTIMATED_READ_TIME_CHARS: Final = 20
 MAX_BROCHURE_ID_CHARS: Final = 200
+MIN_RETENTION_MS: Final = 86_400_000  # bevsession.min_retention_ms(): purge_sessions' shortest age
+MAX_PURGE_BATCH: Final = 100_000  # bevsession.max_purge_batch()
 
 ScoreName = Literal[
     "sales_focus_score", "marketing_focus_score", "operations_focus_score",
@@ -230,14 +236,32 @@ class ConversationMessage(_Result):
     ui_specification: Any = None
     generation_mode: str | None = None
     estimated_read_time: str | None = None
+    token_count: int = Field(ge=0)
     created_at: Millis
 
 
 class HistoryPage(_Result):
-    """Newest messages, oldest first; ``next_before`` continues to older ones (None: no more)."""
+    """Newest messages, oldest first; ``next_before`` continues to older ones (None: no more).
+
+    ``tokens`` is the sum of the messages' stored token counts (what the page costs a prompt).
+    """
 
     messages: list[ConversationMessage] = Field(default_factory=list)
+    tokens: int = Field(0, ge=0)
     next_before: int | None = None
+
+
+class SessionPolicy(_Result):
+    """The two expiries the database enforces (seconds; idle ``None`` = no idle timeout)."""
+
+    absolute_lifetime_seconds: int = Field(gt=0)
+    idle_timeout_seconds: int | None = Field(None, gt=0)
+
+
+class SealKeyCheck(_Result):
+    """Password ids whose fingerprint differs from the first one the database saw."""
+
+    changed: list[str] = Field(default_factory=list)
 
 
 # --- signals -------------------------------------------------------------------------------------
@@ -341,6 +365,24 @@ class SessionStats(_Result):
     personas: int = Field(ge=0)
     messages: int = Field(ge=0)
     signals: int = Field(ge=0)
+
+
+class PurgeCounts(_Result):
+    """What one ``purge_sessions`` call deleted."""
+
+    idle_sessions: int = Field(ge=0)
+    revoked_sessions: int = Field(ge=0)
+    personas: int = Field(ge=0)
+    messages: int = Field(ge=0)
+    signals: int = Field(ge=0)
+
+
+class PurgeResult(_Result):
+    """``purge_sessions``: counts, the cutoff used (ms), and whether a batch limit was hit."""
+
+    cutoff: Millis
+    deleted: PurgeCounts
+    more: bool
 
 
 # --- inputs --------------------------------------------------------------------------------------

@@ -54,7 +54,10 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
                 "p_pain_points_inferred",
             ),
         ),
-        RpcFunction("get_conversation_history", ("p_limit", "p_before"), read_only=True),
+        RpcFunction(
+            "get_conversation_history", ("p_limit", "p_before", "p_token_budget"), read_only=True
+        ),
+        RpcFunction("get_session_policy", read_only=True),
         RpcFunction("clear_session"),
         RpcFunction("forget_session"),
         RpcFunction(
@@ -65,6 +68,8 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
             ("p_content", "p_ui_specification", "p_generation_mode", "p_estimated_read_time"),
         ),
         RpcFunction("admin_session_stats", read_only=True, admin=True),
+        RpcFunction("register_seal_keys", ("p_fingerprints",), admin=True),
+        RpcFunction("purge_sessions", ("p_older_than_ms", "p_batch"), admin=True),
     )
 }
 

@@ -12,7 +12,7 @@ cookie the database reports as revoked is replaced by a fresh session and the op
 once), which reads naturally as ``lambda: service.get_session(state.session_id)``. The id is the
 only identity a visitor call carries — the transport turns it into that session's claims and
 RLS keys on them — so no method can reach another session's rows whatever else it is given.
-Admin work (:meth:`SessionService.admin_session_stats`)
+Admin work (:meth:`SessionService.admin_session_stats`, :meth:`SessionService.purge_sessions`)
 runs as ``service_role``.
 
 Inputs are validated with the models of :mod:`bevsession.models` before any I/O; a refused input
@@ -23,6 +23,7 @@ one exception type whether Python or PostgreSQL refused it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -32,7 +33,9 @@ from .errors import DatabaseError, InvalidInput
 from .models import (
     MAX_HISTORY_PAGE,
     MAX_MESSAGE_CHARS,
+    MAX_PURGE_BATCH,
     MAX_SIGNALS_PER_TURN,
+    MIN_RETENTION_MS,
     ChatTurnBegin,
     ChatTurnFinish,
     ClearResult,
@@ -43,6 +46,9 @@ from .models import (
     PersonaSignal,
     PersonaUpdate,
     PersonaUpdateResult,
+    PurgeResult,
+    SealKeyCheck,
+    SessionPolicy,
     SessionSnapshot,
     SessionStats,
     SignalResult,
@@ -183,11 +189,28 @@ class SessionService:
         return await self._visit(session_id, "add_conversation_message", args, MessageResult)
 
     async def get_conversation_history(
-        self, session_id: UUID | str, *, limit: int = 50, before: int | None = None
+        self,
+        session_id: UUID | str,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        token_budget: int | None = None,
     ) -> HistoryPage:
-        """The newest ``limit`` messages older than ``before`` (a ``seq``), oldest first."""
-        args = {"p_limit": _check_limit("p_limit", limit), "p_before": before}
+        """The newest ``limit`` messages older than ``before`` (a ``seq``), oldest first.
+
+        With ``token_budget``, only the newest messages whose stored token counts fit it: the
+        window an LLM prompt can take.
+        """
+        if token_budget is not None and (isinstance(token_budget, bool) or token_budget < 1):
+            raise InvalidInput("p_token_budget: must be at least 1", code="22023")
+        args: dict[str, Any] = {"p_limit": _check_limit("p_limit", limit), "p_before": before}
+        if token_budget is not None:
+            args["p_token_budget"] = token_budget
         return await self._visit(session_id, "get_conversation_history", args, HistoryPage)
+
+    async def get_session_policy(self) -> SessionPolicy:
+        """The absolute lifetime and idle timeout the database enforces."""
+        return await self.call(Service(), "get_session_policy", {}, SessionPolicy)
 
     async def clear_session(self, session_id: UUID | str) -> ClearResult:
         """Revoke the session for good (idempotent); its data stays for analytics."""
@@ -252,9 +275,38 @@ class SessionService:
         return await self._visit(session_id, "finish_chat_turn", args, ChatTurnFinish)
 
     # --- admin and lifecycle ---------------------------------------------------------------
+    async def register_seal_keys(self, fingerprints: Mapping[str, str]) -> SealKeyCheck:
+        """Record cookie-password fingerprints; returns the ids whose password changed."""
+        return await self.call(
+            Service(), "register_seal_keys", {"p_fingerprints": dict(fingerprints)}, SealKeyCheck
+        )
+
     async def admin_session_stats(self) -> SessionStats:
         """Session, persona, message and signal counts (runs as ``service_role``)."""
         return await self.call(Service(), "admin_session_stats", {}, SessionStats)
+
+    async def purge_sessions(self, older_than: timedelta, *, batch: int = 10_000) -> PurgeResult:
+        """Retention (``service_role``): delete sessions that never did anything and revoked or
+        forgotten ones, inactive / revoked for longer than *older_than* (at least one day).
+
+        At most *batch* sessions of each kind go per call; call again while ``result.more``.
+        Pick an age longer than the cookie lifetime, so a deleted revoked id cannot come back.
+        """
+        if not isinstance(older_than, timedelta):
+            raise InvalidInput("p_older_than_ms: must be a timedelta", code="22023")
+        older_than_ms = int(older_than.total_seconds() * 1000)
+        if older_than_ms < MIN_RETENTION_MS:
+            raise InvalidInput(
+                f"p_older_than_ms: must be at least {MIN_RETENTION_MS} (one day)", code="22023"
+            )
+        if (
+            isinstance(batch, bool)
+            or not isinstance(batch, int)
+            or not 1 <= batch <= MAX_PURGE_BATCH
+        ):
+            raise InvalidInput(f"p_batch: must be between 1 and {MAX_PURGE_BATCH}", code="22023")
+        args = {"p_older_than_ms": older_than_ms, "p_batch": batch}
+        return await self.call(Service(), "purge_sessions", args, PurgeResult)
 
     async def ping(self) -> None:
         """Raise ``DatabaseUnavailable`` unless the database answers."""

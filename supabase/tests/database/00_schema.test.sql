@@ -4,14 +4,15 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-select plan(93);
+select plan(107);
 
 -- ---------------------------------------------------------------------------------------------
 -- Schemas and tables
 -- ---------------------------------------------------------------------------------------------
 select has_schema('bevsession', 'the private schema bevsession exists');
-select tables_are('bevsession', array['sessions', 'personas', 'messages', 'persona_signals'],
-                  'bevsession holds exactly the four session tables');
+select tables_are('bevsession', array['sessions', 'personas', 'messages', 'persona_signals',
+                                     'session_policy', 'seal_keys'],
+                  'bevsession holds the four session tables, the session policy and the seal key registry');
 select is((select count(*)::int from pg_catalog.pg_class
            where relnamespace = 'public'::regnamespace and relkind in ('r', 'p', 'v', 'm', 'f')),
           0, 'public holds no table, view, materialized view or foreign table');
@@ -22,7 +23,8 @@ select is((select count(*)::int from pg_catalog.pg_class
 -- RLS enabled on every table
 select is((select relrowsecurity from pg_catalog.pg_class where oid = format('bevsession.%I', t)::regclass),
           true, format('RLS is enabled on bevsession.%s', t))
-from unnest(array['sessions', 'personas', 'messages', 'persona_signals']) as t;
+from unnest(array['sessions', 'personas', 'messages', 'persona_signals', 'session_policy',
+                  'seal_keys']) as t;
 
 select policies_are('bevsession', 'sessions', array[
     'Visitors can read their own session',
@@ -45,8 +47,9 @@ select policies_are('bevsession', 'persona_signals', array[
 -- columns the seed names, and ours
 select columns_are('bevsession', 'messages', array[
     'id', 'seq', 'session_id', 'user_id', 'message_role', 'message_content', 'persona_snapshot',
-    'pain_points_inferred', 'ui_specification', 'generation_mode', 'estimated_read_time', 'created_at'],
-    'messages has every column of the seed''s conversation_history plus seq');
+    'pain_points_inferred', 'ui_specification', 'generation_mode', 'estimated_read_time', 'created_at',
+    'token_count'],
+    'messages has every column of the seed''s conversation_history plus seq and token_count');
 select has_column('bevsession', 'personas', c, format('personas.%s exists', c))
 from unnest(array['sales_focus_score', 'large_score', 'pain_points_confidence', 'questions_asked',
                   'functional_role', 'functional_role_confidence', 'functional_role_history',
@@ -84,7 +87,9 @@ select is(has_schema_privilege('authenticated', 'bevsession', 'usage'), false,
 select functions_are('public', array[
     'get_session', 'update_persona', 'record_persona_signal', 'add_conversation_message',
     'get_conversation_history', 'clear_session', 'forget_session', 'begin_chat_turn',
-    'finish_chat_turn', 'admin_session_stats'], 'public holds exactly the ten RPC functions');
+    'finish_chat_turn', 'admin_session_stats', 'get_session_policy', 'register_seal_keys',
+    'purge_sessions'],
+    'public holds exactly the thirteen RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
           'every public function is security invoker');
@@ -100,7 +105,7 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           array['bevsession.current_session_id()'],
           'the only security definer function is bevsession.current_session_id()');
 
--- execute grants: 10 functions x 4 roles
+-- execute grants: 13 functions x 4 roles
 select is(has_function_privilege(r.role, f.sig, 'execute'), r.role = 'service_role' or (f.visitor and r.role = 'session_visitor'),
           format('%s %s execute %s', r.role, case when r.role = 'service_role' or (f.visitor and r.role = 'session_visitor') then 'may' else 'may not' end, f.sig))
 from (values
@@ -108,12 +113,15 @@ from (values
         ('public.update_persona(jsonb)', true),
         ('public.record_persona_signal(text,text,text,text[],jsonb,text,text)', true),
         ('public.add_conversation_message(text,text,text,jsonb,text,text[])', true),
-        ('public.get_conversation_history(integer,bigint)', true),
+        ('public.get_conversation_history(integer,bigint,integer)', true),
         ('public.clear_session()', true),
         ('public.forget_session()', true),
         ('public.begin_chat_turn(text,jsonb,integer,text)', true),
         ('public.finish_chat_turn(text,jsonb,text,text)', true),
-        ('public.admin_session_stats()', false)
+        ('public.admin_session_stats()', false),
+        ('public.get_session_policy()', true),
+        ('public.register_seal_keys(jsonb)', false),
+        ('public.purge_sessions(bigint,integer)', false)
      ) as f(sig, visitor)
 cross join (values ('anon'), ('authenticated'), ('session_visitor'), ('service_role')) as r(role)
 order by f.sig, r.role;

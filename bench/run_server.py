@@ -1,0 +1,161 @@
+"""Section 3 — the whole server under wrk: ``bevsession serve`` vs an aiohttp-session app.
+
+Both servers run as real processes on loopback with 1 and then 2 worker processes
+(``SO_REUSEPORT``), and wrk (one thread, 32 connections, bounded duration) sends requests that
+carry valid cookies: 256 sessions are made first through the server's own ``GET /api/session``
+and wrk's Lua script (``bench/wrk/cookies.lua``) rotates through them.
+
+- ours: ``python -m bevsession_edge.cli serve --workers N`` with ``DATABASE_URL`` to the
+  throwaway cluster as ``authenticator`` and ``SESSION_PASSWORD`` set: unseal the iron cookie,
+  one RPC (``GET /api/session``: ``get_session``, which touches the row) or two
+  (``POST /api/chat``: ``begin_chat_turn`` + ``finish_chat_turn``), JSON out;
+- baseline: ``bench/baseline_app.py``, the same cookie work with aiohttp-session's
+  ``EncryptedCookieStorage`` (Fernet) and no database at all.
+
+wrk competes with the servers (and ours with PostgreSQL) for the same 2 cores; the figures are
+what this machine does, side by side, not what a bigger one would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from bench.env import ROOT, Database, ensure_wrk, free_port, run_json_tool, stop_process, wait_http
+from bench.report import Row, compare
+
+LUA = ROOT / "bench" / "wrk" / "cookies.lua"
+COOKIE_NAME = "bevgenie_session"
+PASSWORD = "bench password: at least 32 characters long!"  # noqa: S105 (benchmark only)
+CONNECTIONS = 32
+SESSIONS = 256
+CHAT_BODY = '{"message": "We brew craft beer and sell through two distributors."}'
+WORKERS = (1, 2)
+
+
+async def make_cookies(port: int, count: int) -> list[str]:
+    """``Cookie`` header values of *count* new sessions, each made by the server itself."""
+    cookies: list[str] = []
+    url = f"http://127.0.0.1:{port}/api/session"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def one() -> None:
+            async with http.get(url) as response:
+                response.raise_for_status()
+                cookies.append(f"{COOKIE_NAME}={response.cookies[COOKIE_NAME].coded_value}")
+
+        for _ in range(count // 16):
+            await asyncio.gather(*(one() for _ in range(16)))
+    return cookies
+
+
+class Server:
+    """One server under test: its processes, port and log."""
+
+    def __init__(self, cmds: list[list[str]], env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.log = log.open("ab")
+        self.procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log,
+                                       stderr=subprocess.STDOUT) for cmd in cmds]  # fmt: skip
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop_process(proc)
+        self.log.close()
+
+
+def clean_env() -> dict[str, str]:
+    drop = ("DATABASE_URL", "SUPABASE_", "SESSION_", "BEVSESSION_", "HOST", "PORT")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
+def start_ours(db: Database, workers: int, log: Path) -> Server:
+    port = free_port()
+    env = clean_env() | {
+        "DATABASE_URL": db.app_dsn,
+        "SESSION_PASSWORD": PASSWORD,
+        "BEVSESSION_TRANSPORT": "postgres",
+        "BEVSESSION_LOG_LEVEL": "warning",
+    }
+    cmd = [sys.executable, "-m", "bevsession_edge.cli", "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    return Server([cmd], env, port, log)
+
+
+def start_baseline(workers: int, log: Path) -> Server:
+    port = free_port()
+    env = clean_env() | {"BENCH_FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
+    cmd = [sys.executable, "-m", "bench.baseline_app", "--port", str(port), "--reuse-port"]
+    return Server([cmd] * workers, env, port, log)
+
+
+def wrk(port: int, path: str, cookies: Path, seconds: int, body: Path | None = None) -> dict:  # type: ignore[type-arg]
+    cmd = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s",
+           "-s", str(LUA), f"http://127.0.0.1:{port}{path}", "--", str(cookies)]  # fmt: skip
+    if body is not None:
+        cmd.append(str(body))
+    result = run_json_tool(cmd, timeout=seconds + 60)
+    errors = result["errors"]
+    assert isinstance(errors, dict)
+    failed = sum(int(v) for v in errors.values())
+    if failed:
+        print(f"bench: wrk {path} on port {port}: {failed} errors {errors}", file=sys.stderr)
+    requests = int(result["requests"])  # type: ignore[call-overload]
+    duration = int(result["duration_us"]) / 1e6  # type: ignore[call-overload]
+    latency = result["latency_us"]
+    assert isinstance(latency, dict)
+    return {"rps": (requests - failed) / duration, "p50": latency["p50"] / 1e3,
+            "p99": latency["p99"] / 1e3, "errors": failed}  # fmt: skip
+
+
+async def measure(server: Server, workdir: Path, seconds: int) -> dict[str, dict]:  # type: ignore[type-arg]
+    await wait_http(server.port, "/api/session")
+    cookies = workdir / f"cookies-{server.port}.txt"
+    cookies.write_text("\n".join(await make_cookies(server.port, SESSIONS)) + "\n")
+    body = workdir / "chat.json"
+    body.write_text(CHAT_BODY)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, wrk, server.port, "/api/session", cookies, 1)  # warm-up
+    get = await loop.run_in_executor(None, wrk, server.port, "/api/session", cookies, seconds)
+    chat = await loop.run_in_executor(None, wrk, server.port, "/api/chat", cookies, seconds, body)
+    return {"get": get, "chat": chat}
+
+
+async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
+    ensure_wrk()
+    whole = max(1, round(seconds))
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bevsession-wrk-") as tmp:
+        workdir = Path(tmp)
+        for workers in WORKERS:
+            figures = {}
+            starters = {
+                "ours": lambda w=workers: start_ours(db, w, logs / "serve.log"),
+                "base": lambda w=workers: start_baseline(w, logs / "baseline.log"),
+            }
+            for name, start in starters.items():
+                server = start()
+                try:
+                    figures[name] = await measure(server, workdir, whole)
+                finally:
+                    server.stop()
+            ours, base = figures["ours"], figures["base"]
+            ref = f"aiohttp-session Fernet app, {workers}w"
+            for key, label in (("get", "GET /api/session"), ("chat", "POST /api/chat")):
+                aim = 0.8 if key == "get" else None
+                rows += [
+                    compare(f"{label} req/s, {workers} worker(s)", ours[key]["rps"], "req/s",
+                            ref, base[key]["rps"], aim=aim),
+                    compare(f"{label} p50, {workers} worker(s)", ours[key]["p50"], "ms",
+                            ref, base[key]["p50"], higher_is_better=False),
+                    compare(f"{label} p99, {workers} worker(s)", ours[key]["p99"], "ms",
+                            ref, base[key]["p99"], higher_is_better=False),
+                ]  # fmt: skip
+    return rows
