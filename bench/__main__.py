@@ -132,9 +132,9 @@ def main() -> int:
     except MissingTool as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)
         return 2
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     rows = asyncio.run(run(args))
-    elapsed = time.perf_counter() - started
+    elapsed, load_after = time.perf_counter() - started, os.getloadavg()[0]
     title = (
         f"bevgenie-session benchmarks{' (--quick)' if args.quick else ''} — "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, {elapsed:.0f} s; "
@@ -143,6 +143,10 @@ def main() -> int:
     print_table(rows, title)
     for line in args.notes:
         print(line)
+    # Everything here shares the machine's cores: other work skews absolute figures (ratios
+    # of figures measured side by side less so). The 1-minute load says how busy it was.
+    print(f"load average (1 min) before: {load_before:.2f}, after: {load_after:.2f} "
+          f"on {os.cpu_count()} cores")  # fmt: skip
     write_json(rows, args.out)
     print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import jwt
 
@@ -93,10 +94,11 @@ async def pgbench(
     clients: int = CONCURRENCY,
     transactions: int | None = None,
     port: int | None = None,
+    script: Path = SCRIPT,
 ) -> dict[str, float]:
-    """Run sql/bench/chat_turn.sql; returns tps, mean latency (ms) and failures."""
+    """Run a pgbench workload (sql/bench/chat_turn.sql by default); tps and mean latency (ms)."""
     cmd = [pgbench_path(db.pg), "-n", "-M", "prepared", "-c", str(clients),
-           "-j", str(min(clients, 2)), "-f", str(SCRIPT), "-D", f"sessions={VISITORS}",
+           "-j", str(min(clients, 2)), "-f", str(script), "-D", f"sessions={VISITORS}",
            "-D", f"base={base}", "-h", db.pg.host, "-p", str(port or db.pg.port),
            "-U", "authenticator", db.name]  # fmt: skip
     cmd += ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
@@ -114,7 +116,9 @@ async def pgbench(
     if not tps or not latency:
         raise RuntimeError(f"cannot read pgbench's output:\n{text}")
     if failed and int(failed.group(1)):
-        raise RuntimeError(f"pgbench: {failed.group(1)} turns failed:\n{err.decode()[-2000:]}")
+        raise RuntimeError(
+            f"pgbench: {failed.group(1)} transactions failed:\n{err.decode()[-2000:]}"
+        )
     return {"tps": float(tps.group(1)), "latency_ms": float(latency.group(1))}
 
 

@@ -28,10 +28,22 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.env import ROOT, Database, ensure_wrk, free_port, run_json_tool, stop_process, wait_http
+from bench.env import (
+    ROOT,
+    Database,
+    ensure_wrk,
+    free_port,
+    postmaster_pid,
+    run_json_tool,
+    stop_process,
+    tree_cpu_seconds,
+    wait_http,
+)
 from bench.report import Row, compare
+from bench.run_database import VISITORS, pgbench
 
 LUA = ROOT / "bench" / "wrk" / "cookies.lua"
+GET_SESSION_SQL = ROOT / "sql" / "bench" / "get_session.sql"
 COOKIE_NAME = "bevgenie_session"
 PASSWORD = "bench password: at least 32 characters long!"  # noqa: S105 (benchmark only)
 CONNECTIONS = 32
@@ -96,7 +108,9 @@ def start_baseline(workers: int, log: Path) -> Server:
     return Server([cmd] * workers, env, port, log)
 
 
-def wrk(port: int, path: str, cookies: Path, seconds: int, body: Path | None = None) -> dict:  # type: ignore[type-arg]
+def wrk(
+    port: int, path: str, cookies: Path, seconds: int, body: Path | None = None
+) -> dict[str, float]:
     cmd = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s",
            "-s", str(LUA), f"http://127.0.0.1:{port}{path}", "--", str(cookies)]  # fmt: skip
     if body is not None:
@@ -112,10 +126,13 @@ def wrk(port: int, path: str, cookies: Path, seconds: int, body: Path | None = N
     latency = result["latency_us"]
     assert isinstance(latency, dict)
     return {"rps": (requests - failed) / duration, "p50": latency["p50"] / 1e3,
-            "p99": latency["p99"] / 1e3, "errors": failed}  # fmt: skip
+            "p99": latency["p99"] / 1e3, "errors": failed, "seconds": duration}  # fmt: skip
 
 
-async def measure(server: Server, workdir: Path, seconds: int) -> dict[str, dict]:  # type: ignore[type-arg]
+async def measure(
+    server: Server, workdir: Path, seconds: int, db_pid: int
+) -> dict[str, dict[str, float]]:
+    """wrk on GET /api/session and POST /api/chat; rates, latencies and CPU per request."""
     await wait_http(server.port, "/api/session")
     cookies = workdir / f"cookies-{server.port}.txt"
     cookies.write_text("\n".join(await make_cookies(server.port, SESSIONS)) + "\n")
@@ -123,27 +140,38 @@ async def measure(server: Server, workdir: Path, seconds: int) -> dict[str, dict
     body.write_text(CHAT_BODY)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, wrk, server.port, "/api/session", cookies, 1)  # warm-up
-    get = await loop.run_in_executor(None, wrk, server.port, "/api/session", cookies, seconds)
-    chat = await loop.run_in_executor(None, wrk, server.port, "/api/chat", cookies, seconds, body)
-    return {"get": get, "chat": chat}
+    pids = [p.pid for p in server.procs]
+    results = {}
+    for key, path, payload in (("get", "/api/session", None), ("chat", "/api/chat", body)):
+        cpu0 = tree_cpu_seconds(pids), tree_cpu_seconds([db_pid])
+        result = await loop.run_in_executor(None, wrk, server.port, path, cookies, seconds, payload)
+        cpu1 = tree_cpu_seconds(pids), tree_cpu_seconds([db_pid])
+        done = max(1.0, result["rps"] * result["seconds"])
+        result["server_us"] = (cpu1[0] - cpu0[0]) / done * 1e6
+        result["db_us"] = (cpu1[1] - cpu0[1]) / done * 1e6
+        results[key] = result
+    return results
 
 
 async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
     ensure_wrk()
     whole = max(1, round(seconds))
+    db_pid = postmaster_pid(db.pg)
+    # The database alone on GET /api/session's RPC, 8 clients: the ceiling of any server.
+    await db.create_visitors(1, VISITORS)
+    ceiling = await pgbench(db, seconds=whole, base=0, script=GET_SESSION_SQL)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bevsession-wrk-") as tmp:
         workdir = Path(tmp)
         for workers in WORKERS:
-            figures = {}
-            starters = {
-                "ours": lambda w=workers: start_ours(db, w, logs / "serve.log"),
-                "base": lambda w=workers: start_baseline(w, logs / "baseline.log"),
-            }
-            for name, start in starters.items():
-                server = start()
+            figures: dict[str, dict[str, dict[str, float]]] = {}
+            for name in ("ours", "base"):
+                if name == "ours":
+                    server = start_ours(db, workers, logs / "serve.log")
+                else:
+                    server = start_baseline(workers, logs / "baseline.log")
                 try:
-                    figures[name] = await measure(server, workdir, whole)
+                    figures[name] = await measure(server, workdir, whole, db_pid)
                 finally:
                     server.stop()
             ours, base = figures["ours"], figures["base"]
@@ -157,5 +185,14 @@ async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
                             ref, base[key]["p50"], higher_is_better=False),
                     compare(f"{label} p99, {workers} worker(s)", ours[key]["p99"], "ms",
                             ref, base[key]["p99"], higher_is_better=False),
+                    compare(f"{label} server CPU/request, {workers}w", ours[key]["server_us"],
+                            "µs", ref, base[key]["server_us"], higher_is_better=False),
+                    compare(f"{label} PostgreSQL CPU/request, {workers}w", ours[key]["db_us"],
+                            "µs"),
                 ]  # fmt: skip
+                if key == "get":
+                    rows.append(compare(
+                        f"{label} req/s, {workers}w, vs the database alone", ours[key]["rps"],
+                        "req/s", "pgbench get_session.sql, 8 clients", ceiling["tps"],
+                    ))  # fmt: skip
     return rows

@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import aiohttp
 
-from e2e_server import RunningServer, StartServer, db_fetch
+from e2e_server import COOKIE_NAME, RunningServer, StartServer, Visitor, db_fetch
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXAMPLES = int(os.environ.get("BEVSESSION_SCHEMATHESIS_EXAMPLES", "40"))
@@ -75,15 +75,23 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     assert "Traceback" not in log, f"the server logged an unhandled error:\n{log[-4000:]}"
 
 
-@pytest.mark.parametrize("operation", ["POST /api/chat", "GET /api/chat/history"])
-async def test_schemathesis_negative_only_on_the_inputs(
-    server_factory: StartServer, tmp_path: Path, operation: str
+async def test_schemathesis_as_a_returning_visitor(
+    server_factory: StartServer, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    """Only invalid data, aimed at the two operations that take input."""
+    """The same run with a real session cookie on every request: the known-visitor paths (a
+    stored history, the rate limit, clear and forget of a real session) get fuzzed too."""
     server = await server_factory()
-    method, path = operation.split(" ")
+    visitor = Visitor(http, server)
+    await visitor.chat("I run sales at a craft brewery and need to prove ROI")
+    assert visitor.cookie is not None
     code, output = await asyncio.to_thread(
-        run_schemathesis, server, tmp_path, "--mode", "negative",
-        "--include-method", method, "--include-path", path,
-    )  # fmt: skip
+        run_schemathesis, server, tmp_path, "--header", f"Cookie: {COOKIE_NAME}={visitor.cookie}"
+    )
     assert code == 0, f"schemathesis found problems (exit {code}):\n{output[-12000:]}"
+    rows = await db_fetch(
+        server,
+        "select message_count, revoked_at is not null as revoked from bevsession.sessions"
+        " where message_count > 2 order by message_count desc limit 1",
+    )
+    assert rows, "the visitor's session took no further chat turn during the run"
+    print(f"returning visitor: {rows[0]['message_count']} messages, revoked={rows[0]['revoked']}")

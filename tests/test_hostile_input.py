@@ -25,29 +25,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
-from aiohttp import DummyCookieJar, hdrs
+from aiohttp import DummyCookieJar, hdrs, web
 from aiohttp._cookie_helpers import parse_cookie_header  # what the server itself parses with
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bevsession.errors import InvalidInput
 from bevsession.local_postgres import LocalPostgres
 from bevsession.sealing import Sealer, SealError
+from bevsession.service import SessionService
 from bevsession.transports.postgres import PostgresTransport
 from bevsession_edge.app import create_app
 from bevsession_edge.config import load_settings
 from bevsession_edge.logs import RedactSecrets
 from e2e_server import COOKIE_NAME, PASSWORD
+from rpc_fixtures import LOCAL_TRANSPORTS, Keys, open_transport
 
 T = TypeVar("T")
 
@@ -69,9 +73,12 @@ SEALER = Sealer(PASSWORD)
 
 
 # --- the in-process server -------------------------------------------------------------------
-@pytest.fixture
-async def client(
-    pg: LocalPostgres, db_name: str, monkeypatch: pytest.MonkeyPatch
+@contextlib.asynccontextmanager
+async def serve(
+    pg: LocalPostgres,
+    db_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    customize: Callable[[web.Application], None] | None = None,
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The real app on 127.0.0.1 over this test's database, cookies kept by hand."""
     for name in CONFIG_VARS:
@@ -81,14 +88,26 @@ async def client(
         SESSION_PASSWORD=PASSWORD, DATABASE_URL=dsn, BEVSESSION_ENV="development"
     )
     transport = await PostgresTransport.connect(dsn, max_size=10)
-    server = TestServer(create_app(settings_, transport=transport), host="127.0.0.1")
-    test_client: TestClient[Any, Any] = TestClient(server, cookie_jar=DummyCookieJar())
+    app = create_app(settings_, transport=transport)
+    if customize is not None:
+        customize(app)
+    test_client: TestClient[Any, Any] = TestClient(
+        TestServer(app, host="127.0.0.1"), cookie_jar=DummyCookieJar()
+    )
     await test_client.start_server()
     try:
         yield test_client
     finally:
         await test_client.close()
         await transport.close()
+
+
+@pytest.fixture
+async def client(
+    pg: LocalPostgres, db_name: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[TestClient[Any, Any]]:
+    async with serve(pg, db_name, monkeypatch) as test_client:
+        yield test_client
 
 
 @dataclass
@@ -208,10 +227,19 @@ async def victim_is_intact(client: TestClient[Any, Any], victim: Victim) -> None
     summary = json.loads(answer.text)
     assert summary["sessionId"] == victim.session_id
     assert summary["messageCount"] == victim.message_count, "a hostile request wrote to the victim"
-    page = await send(
-        client, "GET", "/api/chat/history", cookie_header=f"{COOKIE_NAME}={victim.cookie}"
-    )
-    assert victim.secret in page.text
+    texts, before = [], ""
+    for _ in range(100):  # page back to the first message, which holds the secret
+        page = await send(
+            client, "GET", f"/api/chat/history?limit=100{before}",
+            cookie_header=f"{COOKIE_NAME}={victim.cookie}",
+        )  # fmt: skip
+        assert page.status == 200, page
+        texts.append(page.text)
+        cursor = json.loads(page.text)["next"]
+        if cursor is None:
+            break
+        before = f"&before={cursor}"
+    assert victim.secret in "".join(texts), "the victim's history lost its first message"
 
 
 # --- hostile cookies ---------------------------------------------------------------------------
@@ -387,7 +415,9 @@ CONTENT_TYPES = [
 QUERY_VALUES = st.one_of(
     st.text(max_size=20),
     st.integers(-(10**25), 10**25).map(str),
-    st.sampled_from(["", "0", "-1", "1e3", "0x10", "١٢", "５", "9" * 2000, "NaN", " 3", "3 "]),
+    st.sampled_from(
+        ["", "0", "-1", "1e3", "0x10", "\u0661\u0662", "\uff15", "9" * 2000, "NaN", " 3", "3 "]
+    ),
 )
 PATHS = [
     "/api/session", "/api/session/data", "/api/chat", "/api/chat/history", "/healthz",
@@ -481,22 +511,78 @@ async def test_each_nasty_body_is_a_4xx(
         assert marker not in answer.text, answer
 
 
-async def test_malformed_http_is_refused_by_the_parser_and_logged_without_the_seal(
+async def test_malformed_http_is_json_and_never_echoes_the_cookie(
     client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Over 8190 bytes in one header: aiohttp's HTTP parser answers 400 (plain text, before any
-    route or middleware: docs/http-api.md says so) and logs the raw header — a sealed cookie —
-    in its exception. The server's log filter keeps it out of the log."""
+    """Over 8190 bytes in one header or the request line: aiohttp's HTTP parser refuses it before
+    any route or middleware. Its own answer would repeat the start of the line — the HttpOnly
+    session cookie, readable by a script (CVE-2012-0053) — and its log the same bytes with a
+    traceback. Ours: the documented JSON error, no echo, one log line without the bytes."""
     caplog.handler.addFilter(RedactSecrets())
     caplog.set_level(logging.DEBUG)
-    seal = (await make_victim(client)).cookie
-    for header in (f"{COOKIE_NAME}={seal}{'A' * 9000}", f"{COOKIE_NAME}={seal}; pad={'B' * 9000}"):
-        answer = await send(client, "GET", "/api/session", cookie_header=header)
-        assert answer.status == 400, answer
-        for marker in TRACEBACK_MARKERS:
-            assert marker not in answer.text, answer
-    assert "Fe26.2*" not in caplog.text, "a sealed cookie reached the log"
-    refused = [r for r in caplog.records if r.name == "aiohttp.server"]
-    assert refused and all(r.levelname == "WARNING" and not r.exc_info for r in refused), [
-        (r.levelname, r.getMessage()) for r in refused
+    victim = await make_victim(client)
+    seal = victim.cookie
+    attempts = [
+        ("/api/session", f"{COOKIE_NAME}={seal}{'A' * 9000}"),
+        ("/api/session", f"{COOKIE_NAME}={seal}; pad={'B' * 9000}"),
+        ("/api/chat/history?limit=" + "9" * 9000, f"{COOKIE_NAME}={seal}"),
     ]
+    for path, header in attempts:
+        answer = await send(client, "GET", path, cookie_header=header)
+        assert answer.status == 400, answer
+        check_answer(answer, method="GET", path="-", victim=victim, victim_allowed=False)
+        assert json.loads(answer.text)["error"]["code"] == "bad_request", answer
+        assert "Fe26" not in answer.text and seal[:40] not in answer.text, answer
+    assert "Fe26" not in caplog.text, "a sealed cookie reached the log"
+    assert "Traceback" not in caplog.text, caplog.text
+    refused = [r for r in caplog.records if "malformed HTTP request" in r.getMessage()]
+    assert len(refused) == len(attempts), [r.getMessage() for r in caplog.records]
+    assert all(r.levelname == "WARNING" and not r.exc_info for r in refused)
+
+
+async def test_a_failure_outside_the_error_middleware_is_json_too(
+    pg: LocalPostgres, db_name: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A bug in a layer outside ``json_errors`` reaches aiohttp's own 500: still JSON."""
+
+    @web.middleware
+    async def broken(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("X-Break") == "yes":
+            raise RuntimeError("a bug outside the error middleware")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def customize(app: web.Application) -> None:
+        app.middlewares.insert(0, broken)  # outermost, outside json_errors
+
+    async with serve(pg, db_name, monkeypatch, customize) as test_client:
+        async with test_client.get("/healthz", headers={"X-Break": "yes"}) as resp:
+            status, text = resp.status, await resp.text()
+            content_type = resp.headers.get("Content-Type", "")
+        assert status == 500, text
+        assert content_type.startswith("application/json"), content_type
+        assert json.loads(text) == {
+            "error": {"code": "internal_error", "message": "internal server error"}
+        }
+        assert "a bug outside the error middleware" in caplog.text, "the details go to the log"
+        async with test_client.get("/healthz") as resp:
+            assert resp.status == 200
+
+
+# --- the library, below HTTP: text PostgreSQL cannot store ----------------------------------------
+@pytest.mark.parametrize("kind", LOCAL_TRANSPORTS)
+@pytest.mark.parametrize("text", ["lone \ud800 surrogate", "nul \x00 inside", "\udfff"])
+async def test_unstorable_text_is_invalid_input_on_both_transports(
+    pg: LocalPostgres, db_name: str, keys: Keys, kind: str, text: str
+) -> None:
+    """Not a 5xx-shaped ``DatabaseError``: the caller's text is refused as ``InvalidInput``."""
+    async with open_transport(kind, pg, db_name, keys) as transport:
+        service = SessionService(transport)
+        me = uuid.uuid4()
+        with pytest.raises(InvalidInput):
+            await service.begin_chat_turn(me, text)
+        await service.get_session(me)
+        with pytest.raises(InvalidInput):
+            await service.add_conversation_message(me, "user", text)
+        assert (await service.get_session(me)).session.message_count == 0

@@ -23,6 +23,7 @@ from .detection import KeywordSignalDetector, SignalDetector
 from .http_errors import json_errors
 from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
+from .protocol import install as install_protocol_errors
 from .replies import ReplyGenerator, TemplateReplyGenerator
 from .routes import routes
 from .startup import run_startup_checks
@@ -58,6 +59,7 @@ def create_app(
     replier: ReplyGenerator | None = None,
 ) -> web.Application:
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
+    install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
         middlewares=[json_errors, session_middleware], client_max_size=MAX_BODY_BYTES
     )

@@ -6,7 +6,8 @@ logs at ERROR with a traceback; a library may log a DSN with its password. So th
 ``bevsession`` process get one filter that masks seals, JWTs, keys and passwords in the message
 and in the formatted traceback (:func:`bevsession.errors.safe_text`), and turns aiohttp's
 "Error handling request" for a malformed request — a client's mistake, not ours — into one
-WARNING line without the raw bytes.
+WARNING line without the raw bytes. asyncpg's pool, which logs a traceback on every failed
+reconnect while the database is down, gets one line per attempt instead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class RedactSecrets(logging.Filter):
             record.exc_info = None
             record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return
+        if record.name == "asyncpg.pool" and exc is not None and record.levelno <= logging.WARNING:
+            # While the database is down asyncpg retries its pool floor and logs a traceback
+            # each time; the outage is already reported (503s, /readyz): one line is enough.
+            record.msg = "%s (%s: %s)"
+            record.args = (record.getMessage(), type(exc).__name__, safe_text(str(exc)))
+            record.exc_info = None
+            record.exc_text = None
             return
         message = record.getMessage()
         masked = safe_text(message)

@@ -158,7 +158,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             "name": "before",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "integer", "minimum": 1},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
                         },
                         {
                             "name": "tokenBudget",

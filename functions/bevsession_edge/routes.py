@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -81,16 +82,24 @@ def validation_message(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+
+
 def int_query(
     request: web.Request, name: str, default: int | None, low: int, high: int
 ) -> int | None:
+    """An integer query parameter in [low, high], or *default* when the parameter is absent.
+
+    Strictly a JSON-Schema integer in ASCII digits: ``?before=`` (empty), ``1_000``, `` 3``,
+    ``٣`` and ``1e3`` are refused (Python's ``int()`` would take several of them), so what the
+    OpenAPI document promises is what the server does.
+    """
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_input", f"{name} must be an integer") from None
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(400, "invalid_input", f"{name} must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, "invalid_input", f"{name} must be between {low} and {high}")
     return value

@@ -212,6 +212,10 @@ def from_exception(exc: BaseException) -> SessionError:
         )
     if isinstance(exc, APIError):
         return from_postgrest_error(exc)
+    if isinstance(exc, UnicodeError):
+        # Text that cannot be sent as UTF-8 (a lone surrogate): the caller's input, refused
+        # before the database saw it. SQLSTATE 22021: character_not_in_repertoire.
+        return InvalidInput(f"text is not valid Unicode: {type(exc).__name__}", code="22021")
     if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
         return DatabaseUnavailable(f"timed out: {type(exc).__name__}", code="57014")
     if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):

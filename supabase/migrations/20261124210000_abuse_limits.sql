@@ -73,17 +73,19 @@ $$;
 comment on function bevsession.chat_rate_limit() is
     'The chat rate limit from the setting bevsession.chat_rate_limit ("N/minute", "N/10s", "N/hour"; "off" or "0": none): turns per per_seconds. Default and fallback: 20 per 60 s.';
 
--- Why now() and not clock_timestamp(): one RPC is one transaction, and a transaction that
--- waited for the session lock only sees an older "now", which makes it stricter, never looser.
--- The caller holds the session row lock (ensure_session / lock_session), so concurrent turns of
--- one session take tokens one after another; a refused turn rolls back with everything else.
+-- Why clock_timestamp() and not now(): the caller holds the session row lock (ensure_session /
+-- lock_session), so concurrent turns of one session take their turn one after another, and the
+-- time read under the lock only moves forward. now() is the transaction's start: a turn that
+-- started first but got the lock last would be judged as if it came before the ones already
+-- counted, and a burst of exactly the allowance could be refused. A refused turn rolls back
+-- with everything else.
 create function bevsession.take_chat_turn(p_session bevsession.sessions) returns void
     language plpgsql
     set search_path = ''
 as $$
 declare
     v_limit record;
-    v_now timestamptz := pg_catalog.now();
+    v_now timestamptz := pg_catalog.clock_timestamp();
     v_interval interval;
     v_tolerance interval;
     v_tat timestamptz;

@@ -15,8 +15,10 @@
 --   bevsession.persona_json()        ~260-500 µs on its first call in a transaction
 --   bevsession.session_json()        ~50-85 µs     bevsession.to_ms()  ~12-20 µs (20 per turn)
 --   bevsession.save_persona()        ~300-470 µs (its UPDATE planned again in each transaction)
---   CHECK helpers (is_pain_point_list, is_confidence_map, is_identifier) 10-100 µs per row
---   bevsession.compute_confidence()  ~120-155 µs
+--   CHECK helpers (is_pain_point_list, is_confidence_map, is_question_list, is_identifier,
+--   is_detection_history)            10-100 µs per row written
+--   bevsession.compute_confidence()  ~120-155 µs, and the small persona arithmetic (with_score,
+--   score_of, strength_weight, clamp01, reinforce) 10-40 µs each
 --
 -- PL/pgSQL keeps a function's compiled body and its statement plans for the life of the
 -- connection, and evaluates a plain `return <expression>` without starting an executor. So each
@@ -115,6 +117,37 @@ end
 $$;
 
 
+create or replace function bevsession.is_detection_history(p_history jsonb) returns boolean
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return pg_catalog.jsonb_typeof(p_history) = 'array'
+       and pg_catalog.jsonb_array_length(p_history) <= bevsession.max_history_entries();
+end
+$$;
+
+-- As is_pain_point_list: the SQL version's conjunction (never null), as early returns.
+create or replace function bevsession.is_question_list(p_list text[]) returns boolean
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+declare
+    v_item text;
+begin
+    if p_list is null
+       or pg_catalog.cardinality(p_list) > bevsession.max_questions()
+       or pg_catalog.array_position(p_list, null) is not null then
+        return false;
+    end if;
+    foreach v_item in array p_list loop
+        if pg_catalog.char_length(v_item) > bevsession.max_question_chars() then
+            return false;
+        end if;
+    end loop;
+    return true;
+end
+$$;
+
+
 -- ---------------------------------------------------------------------------------------------
 -- 3. JSON shapes and the confidence formula
 -- ---------------------------------------------------------------------------------------------
@@ -200,6 +233,49 @@ begin
                 + greatest(p.craft_score, p.mid_sized_score, p.large_score) ) / 3
         + 0.2 * least(1, pg_catalog.cardinality(p.pain_points_detected) / 3.0),
         4);
+end
+$$;
+
+
+-- The persona rules' arithmetic (20261124200100_persona_logic.sql, section 2 and 5).
+create or replace function bevsession.strength_weight(p_strength text) returns numeric
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return case p_strength when 'weak' then 0.10 when 'medium' then 0.25 when 'strong' then 0.50 end;
+end
+$$;
+
+create or replace function bevsession.clamp01(p_value numeric) returns numeric
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return greatest(0::numeric, least(1::numeric, p_value));
+end
+$$;
+
+create or replace function bevsession.reinforce(p_confidence numeric, p_weight numeric) returns numeric
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return round(p_confidence + p_weight * (1 - p_confidence), 4);
+end
+$$;
+
+create or replace function bevsession.with_score(p bevsession.personas, p_score text, p_value numeric)
+    returns bevsession.personas
+    language plpgsql stable parallel safe set search_path = ''
+as $$
+begin
+    return pg_catalog.jsonb_populate_record(p, pg_catalog.jsonb_build_object(p_score, bevsession.clamp01(p_value)));
+end
+$$;
+
+create or replace function bevsession.score_of(p bevsession.personas, p_score text) returns numeric
+    language plpgsql stable parallel safe set search_path = ''
+as $$
+begin
+    return (pg_catalog.to_jsonb(p) ->> p_score)::numeric;
 end
 $$;
 

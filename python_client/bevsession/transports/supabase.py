@@ -90,7 +90,8 @@ class SupabaseTransport(Transport):
             builder = self._service_client.rpc(fn, dict(args))
         try:
             response = await builder.execute()
-        except (APIError, httpx.HTTPError, OSError) as exc:
+        except (APIError, httpx.HTTPError, OSError, UnicodeError) as exc:
+            # UnicodeError: an argument JSON cannot carry as UTF-8 (a lone surrogate)
             raise from_exception(exc) from exc
         data = response.data
         # supabase-py gives [] for 204 / an empty body; our functions never return an array.
