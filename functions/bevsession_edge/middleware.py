@@ -78,7 +78,18 @@ def load_session(request: web.Request) -> SessionState:
 
 
 async def write_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare`` hook: add ``Set-Cookie`` for a changed or cleared session."""
+    """``on_response_prepare`` hook: add ``Set-Cookie`` for a changed or cleared session.
+
+    It must never raise: aiohttp would drop the connection with no response at all. A cookie
+    that cannot be written is logged; the response goes out without it.
+    """
+    try:
+        _write_cookie(request, response)
+    except Exception:
+        log.exception("could not write the session cookie for %s %s", request.method, request.path)
+
+
+def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
     state = request.get(SESSION_STATE)
     if state is None:
         return
