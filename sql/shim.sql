@@ -103,11 +103,14 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- 3. auth.* — the request's JWT claims, as Supabase (supabase/auth migrations) defines them
 -- ---------------------------------------------------------------------------------------------
+-- Exactly as Supabase defines them: `language sql stable` and NO `set search_path` clause. The
+-- bodies use only pg_catalog functions (always searched first), and a SET clause would stop
+-- PostgreSQL from inlining these into the RLS policies and functions that call them many times
+-- per request (measured: ~7 µs per call with the clause).
 
 create or replace function auth.uid()
     returns uuid
     language sql stable
-    set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim.sub', true), ''),
@@ -118,7 +121,6 @@ $$;
 create or replace function auth.role()
     returns text
     language sql stable
-    set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim.role', true), ''),
@@ -129,7 +131,6 @@ $$;
 create or replace function auth.email()
     returns text
     language sql stable
-    set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim.email', true), ''),
@@ -140,7 +141,6 @@ $$;
 create or replace function auth.jwt()
     returns jsonb
     language sql stable
-    set search_path = ''
 as $$
     select coalesce(
         nullif(current_setting('request.jwt.claim', true), ''),
