@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "bench_template"
 APP_LOGIN = "authenticator"
 VISITOR_ROLE = "session_visitor"
-# The chat-turn rate limit (migration 20261124210000) would refuse a benchmark's turns; a limit
-# no run can reach keeps its bookkeeping in every turn without ever refusing one.
+# The chat-turn rate limit (bevsession.take_chat_turn, in begin_chat_turn) would refuse a
+# benchmark's turns; a limit no run can reach keeps its bookkeeping in every turn without ever
+# refusing one.
 RATE_LIMIT_SETTING = ("bevsession.chat_rate_limit", "999999/s")
 
 

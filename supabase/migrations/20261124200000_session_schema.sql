@@ -14,7 +14,31 @@
 --   * `service_role` (bypassrls) keeps full access for admin work: analytics, retention purge.
 --
 -- Sections: 1 role · 2 default privileges · 3 schema · 4 limits and value rules · 5 identity ·
--- 6 tables · 7 indexes · 8 triggers · 9 row-level security · 10 privileges.
+-- 6 tables · 7 indexes · 8 triggers · 9 row-level security · 10 privileges · 11 session policy.
+--
+-- Why the small helpers here and in 20261124200100_persona_logic.sql are PL/pgSQL and not
+-- `language sql`: `python -m bench` (pgbench on the RPCs, with `track_functions = all`) showed
+-- that most of a call's time went into small helpers, not into the work they describe. Every
+-- function has `set search_path = ''` (our rule, kept), and that SET clause stops PostgreSQL
+-- from inlining a SQL function into its caller; a SQL function that is not inlined is parsed and
+-- planned again in every transaction that calls it (its cache lives only as long as the calling
+-- expression's state), then run through a full executor start/stop on every call. Measured per
+-- call as `language sql`:
+--
+--   bevsession.current_session_id()  ~25 µs (and auth.jwt() twice inside it), called by every
+--                                    RLS policy and identity check: ~14 times per chat turn
+--   bevsession.persona_json()        ~260-500 µs on its first call in a transaction
+--   bevsession.session_json()        ~50-85 µs     bevsession.to_ms()  ~12-20 µs (20 per turn)
+--   bevsession.save_persona()        ~300-470 µs (its UPDATE planned again in each transaction)
+--   CHECK helpers (is_pain_point_list, is_confidence_map, is_question_list, is_identifier,
+--   is_detection_history)            10-100 µs per row written
+--   bevsession.compute_confidence()  ~120-155 µs, and the small persona arithmetic (with_score,
+--   score_of, strength_weight, clamp01, reinforce) 10-40 µs each
+--
+-- PL/pgSQL keeps a function's compiled body and its statement plans for the life of the
+-- connection, and evaluates a plain `return <expression>` without starting an executor. So these
+-- hot helpers are written in PL/pgSQL: the same expression as the SQL form, or the same test
+-- spelled as a loop. Constant functions (max_*(), score_names(), …) stay `language sql`.
 --
 -- Plain SQL for `supabase db push` and our migrator; no psql meta-commands.
 -- =============================================================================================
@@ -159,55 +183,99 @@ as $$ select 50 $$;
 comment on function bevsession.max_signals_per_turn() is 'Most signals one begin_chat_turn call may apply.';
 
 create function bevsession.is_identifier(p_value text) returns boolean
-    language sql immutable parallel safe set search_path = ''
-as $$ select p_value ~ '^[a-z][a-z0-9_]{0,63}$' $$;
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return p_value ~ '^[a-z][a-z0-9_]{0,63}$';
+end
+$$;
 comment on function bevsession.is_identifier(text) is
     'Pain point names, signal types, vector values and generation modes: lower snake_case, 1-64 characters.';
 
+-- The SQL version's `p_list is not null and cardinality <= max and no null element and every
+-- element an identifier` (never null), as early returns.
 create function bevsession.is_pain_point_list(p_list text[]) returns boolean
-    language sql immutable parallel safe set search_path = ''
+    language plpgsql immutable parallel safe set search_path = ''
 as $$
-    select p_list is not null
-       and pg_catalog.cardinality(p_list) <= bevsession.max_pain_points()
-       and pg_catalog.array_position(p_list, null) is null
-       and coalesce((select bool_and(bevsession.is_identifier(x)) from pg_catalog.unnest(p_list) as x), true)
+declare
+    v_item text;
+begin
+    if p_list is null
+       or pg_catalog.cardinality(p_list) > bevsession.max_pain_points()
+       or pg_catalog.array_position(p_list, null) is not null then
+        return false;
+    end if;
+    foreach v_item in array p_list loop
+        if not bevsession.is_identifier(v_item) then
+            return false;
+        end if;
+    end loop;
+    return true;
+end
 $$;
 comment on function bevsession.is_pain_point_list(text[]) is
     'A list of pain point names: no nulls, each an identifier, at most max_pain_points().';
 
+-- Not an object → false; otherwise every entry an identifier with a number in [0, 1] (an
+-- empty object passes) and at most max_pain_points() keys. The entry test is the SQL version's,
+-- evaluated left to right as before (a non-number is never cast), stopping at the first failure.
 create function bevsession.is_confidence_map(p_map jsonb) returns boolean
-    language sql immutable parallel safe set search_path = ''
+    language plpgsql immutable parallel safe set search_path = ''
 as $$
-    select case
-        when pg_catalog.jsonb_typeof(p_map) is distinct from 'object' then false
-        else coalesce((
-            select bool_and(bevsession.is_identifier(e.key)
-                            and pg_catalog.jsonb_typeof(e.value) = 'number'
-                            and e.value::numeric between 0 and 1)
-            from pg_catalog.jsonb_each(p_map) as e), true)
-           and (select count(*) from pg_catalog.jsonb_object_keys(p_map)) <= bevsession.max_pain_points()
-    end
+declare
+    v_key text;
+    v_value jsonb;
+    v_all boolean := true;
+    v_ok boolean;
+begin
+    if pg_catalog.jsonb_typeof(p_map) is distinct from 'object' then
+        return false;
+    end if;
+    for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_map) as e loop
+        v_ok := bevsession.is_identifier(v_key)
+                and pg_catalog.jsonb_typeof(v_value) = 'number'
+                and v_value::numeric between 0 and 1;
+        v_all := v_all and v_ok;  -- bool_and: false wins, null only without a false
+        if v_ok is false then
+            exit;
+        end if;
+    end loop;
+    return v_all and (select count(*) from pg_catalog.jsonb_object_keys(p_map)) <= bevsession.max_pain_points();
+end
 $$;
 comment on function bevsession.is_confidence_map(jsonb) is
     'pain_points_confidence: an object {pain point name: number in [0, 1]}.';
 
 create function bevsession.is_detection_history(p_history jsonb) returns boolean
-    language sql immutable parallel safe set search_path = ''
+    language plpgsql immutable parallel safe set search_path = ''
 as $$
-    select pg_catalog.jsonb_typeof(p_history) = 'array'
-       and pg_catalog.jsonb_array_length(p_history) <= bevsession.max_history_entries()
+begin
+    return pg_catalog.jsonb_typeof(p_history) = 'array'
+       and pg_catalog.jsonb_array_length(p_history) <= bevsession.max_history_entries();
+end
 $$;
 comment on function bevsession.is_detection_history(jsonb) is
     'A detection vector history: a JSON array of at most max_history_entries() entries.';
 
+-- As is_pain_point_list: the SQL version's conjunction (never null), as early returns.
 create function bevsession.is_question_list(p_list text[]) returns boolean
-    language sql immutable parallel safe set search_path = ''
+    language plpgsql immutable parallel safe set search_path = ''
 as $$
-    select p_list is not null
-       and pg_catalog.cardinality(p_list) <= bevsession.max_questions()
-       and pg_catalog.array_position(p_list, null) is null
-       and coalesce((select bool_and(pg_catalog.char_length(q) <= bevsession.max_question_chars())
-                     from pg_catalog.unnest(p_list) as q), true)
+declare
+    v_item text;
+begin
+    if p_list is null
+       or pg_catalog.cardinality(p_list) > bevsession.max_questions()
+       or pg_catalog.array_position(p_list, null) is not null then
+        return false;
+    end if;
+    foreach v_item in array p_list loop
+        if pg_catalog.char_length(v_item) > bevsession.max_question_chars() then
+            return false;
+        end if;
+    end loop;
+    return true;
+end
 $$;
 comment on function bevsession.is_question_list(text[]) is 'questions_asked: no nulls, bounded count and length.';
 
@@ -228,14 +296,20 @@ comment on domain bevsession.score is 'A persona score or confidence: a number i
 -- which our migration role (postgres) may use but cannot grant to session_visitor. The function
 -- only reads the request's own GUC, so running it as its owner gives nothing away.
 -- A missing or malformed claim gives null, which matches no row.
+-- PL/pgSQL (see the header): auth.jwt() is read once per call (the SQL version's sub-select was
+-- flattened into two calls of auth.jwt()).
 create function bevsession.current_session_id() returns uuid
-    language sql stable security definer parallel safe
+    language plpgsql stable security definer parallel safe
     set search_path = ''
 as $$
-    select case
-        when claim ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then claim::uuid
-    end
-    from (select auth.jwt() ->> 'session_id' as claim) as claims
+declare
+    v_claim text := auth.jwt() ->> 'session_id';
+begin
+    if v_claim ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+        return v_claim::uuid;
+    end if;
+    return null;  -- missing or not a uuid: matches no row
+end
 $$;
 comment on function bevsession.current_session_id() is
     'The session_id claim of the current request (request.jwt.claims) as uuid; null when absent or not a uuid.';
@@ -269,10 +343,17 @@ create table bevsession.sessions (
     -- clear_session sets revoked_at; forget_session sets both. Never undone (trigger below).
     revoked_at                  timestamptz,
     forgotten_at                timestamptz,
+    -- Why a "theoretical arrival time" (GCRA) and not a counter per window: one timestamp per
+    -- session is the whole bucket of the chat rate limit (bevsession.take_chat_turn), a burst of
+    -- the full allowance is allowed, and the wait is exact (no window edge where twice the limit
+    -- gets through). null = no chat turn yet.
+    chat_rate_tat               timestamptz,
     constraint sessions_forgotten_means_revoked check (forgotten_at is null or revoked_at is not null)
 );
 comment on table bevsession.sessions is
     'One row per anonymous visitor session; the id is the session_id claim. A revoked row is refused for good.';
+comment on column bevsession.sessions.chat_rate_tat is
+    'Chat rate limit state (GCRA): the theoretical arrival time of the next chat turn; null before the first one.';
 
 -- The seed's user_personas, one row per session, plus the four detection vectors that the seed
 -- kept only in the cookie.
@@ -360,10 +441,14 @@ create table bevsession.messages (
         constraint messages_generation_mode_valid check (bevsession.is_identifier(generation_mode)),
     estimated_read_time     text
         constraint messages_estimated_read_time_length check (pg_catalog.char_length(estimated_read_time) <= bevsession.max_estimated_read_time_chars()),
-    created_at              timestamptz not null default now()
+    created_at              timestamptz not null default now(),
+    -- set by the trigger messages_token_count (section 8) from bevsession.count_tokens()
+    token_count             integer not null
+        constraint messages_token_count_check check (token_count >= 0)
 );
 comment on table bevsession.messages is
     'The seed''s conversation_history: every chat message with the persona snapshot taken when it was stored.';
+comment on column bevsession.messages.token_count is 'Tokens of the message by bevsession.count_tokens().';
 
 -- The seed's persona_signals: the audit trail of every signal applied to a persona.
 create table bevsession.persona_signals (
@@ -447,6 +532,36 @@ comment on function bevsession.keep_revocation_permanent() is
 create trigger sessions_keep_revocation_permanent
     before update on bevsession.sessions
     for each row execute function bevsession.keep_revocation_permanent();
+
+-- Why token counts: an LLM prompt has a token budget, not a message count
+-- (get_conversation_history's p_token_budget). The counting rule, documented: about four
+-- characters of English per token (the usual rule of thumb for BPE tokenizers), rounded up, plus
+-- 4 tokens per message for the role and separators of chat formats. A real tokenizer plugs in by
+-- replacing this one function (same signature); messages stored afterwards use it, older rows
+-- keep their count.
+create function bevsession.count_tokens(p_content text) returns integer
+    language sql immutable parallel safe
+    set search_path = ''
+as $$
+    select (pg_catalog.ceil(pg_catalog.char_length(coalesce(p_content, '')) / 4.0))::integer + 4
+$$;
+comment on function bevsession.count_tokens(text) is
+    'Estimated tokens of one message: ceil(characters / 4) + 4. Replace to plug in a real tokenizer.';
+
+create function bevsession.set_token_count() returns trigger
+    language plpgsql
+    set search_path = ''
+as $$
+begin
+    new.token_count := bevsession.count_tokens(new.message_content);
+    return new;
+end
+$$;
+comment on function bevsession.set_token_count() is 'Trigger: every stored message gets its token count.';
+
+create trigger messages_token_count
+    before insert on bevsession.messages
+    for each row execute function bevsession.set_token_count();
 
 
 -- ---------------------------------------------------------------------------------------------
@@ -550,6 +665,8 @@ grant update (last_activity_at, last_message_at, last_message, message_count, cu
               has_completed_onboarding, has_brochure, is_data_connected,
               last_generated_brochure_id, last_brochure_generated_at, revoked_at, forgotten_at)
     on bevsession.sessions to session_visitor;
+-- begin_chat_turn runs as the visitor (security invoker), on its own row only (RLS).
+grant update (chat_rate_tat) on bevsession.sessions to session_visitor;
 
 grant select, delete on bevsession.personas to session_visitor;
 grant insert (session_id, user_id) on bevsession.personas to session_visitor;
@@ -576,3 +693,45 @@ grant insert (session_id, signal_type, signal_text, signal_strength, pain_points
 
 -- The helpers above are called inside CHECKs, policies and RPCs running as these roles.
 grant execute on all functions in schema bevsession to session_visitor, service_role;
+
+
+-- ---------------------------------------------------------------------------------------------
+-- 11. Session policy: the two expiries, one row
+-- ---------------------------------------------------------------------------------------------
+-- Two expiries, both enforced in SQL too (not only in the edge worker's cookie check): an
+-- ABSOLUTE lifetime counted from creation (activity cannot keep a session alive for ever) and an
+-- IDLE timeout counted from the last activity. A session past either is refused with SQLSTATE
+-- PT410 'session expired' (bevsession.check_live); the edge worker starts a fresh one.
+--
+-- Why a table and not constants: operators change lifetimes without a migration
+-- (`update bevsession.session_policy set idle_timeout = '30 minutes'`, as the owner or
+-- service_role). Keep SESSION_TTL / SESSION_IDLE_TIMEOUT of the edge worker equal to these;
+-- public.get_session_policy() lets it check at start-up. After section 10 on purpose: its
+-- privileges are its own (service_role may read and update it, not more).
+create table bevsession.session_policy (
+    singleton         boolean primary key default true check (singleton),
+    absolute_lifetime interval not null default interval '24 hours'
+                      check (absolute_lifetime > interval '0'),
+    idle_timeout      interval          default interval '2 hours'
+                      check (idle_timeout is null or idle_timeout > interval '0')
+);
+comment on table bevsession.session_policy is
+    'One row: absolute_lifetime (from created_at) and idle_timeout (from last_activity_at; null = none).';
+insert into bevsession.session_policy default values;
+
+alter table bevsession.session_policy enable row level security;
+create policy "Everyone with a session role can read the session policy"
+    on bevsession.session_policy for select
+    to session_visitor, service_role
+    using (true);
+grant select on bevsession.session_policy to session_visitor;
+grant select, update on bevsession.session_policy to service_role;
+
+create function bevsession.policy() returns bevsession.session_policy
+    language sql stable
+    set search_path = ''
+as $$
+    select p from bevsession.session_policy as p where p.singleton
+$$;
+comment on function bevsession.policy() is 'The session policy row.';
+grant execute on function bevsession.policy() to session_visitor, service_role;

@@ -96,28 +96,44 @@ create function bevsession.vector_names() returns text[]
 as $$ select array['functional_role', 'org_type', 'org_size', 'product_focus'] $$;
 comment on function bevsession.vector_names() is 'The four detection vectors.';
 
+-- The persona rules' arithmetic (used by section 5). PL/pgSQL, as the hot helpers of
+-- 20261124200000_session_schema.sql (see its header): no executor start per call.
 create function bevsession.strength_weight(p_strength text) returns numeric
-    language sql immutable parallel safe set search_path = ''
+    language plpgsql immutable parallel safe set search_path = ''
 as $$
-    select case p_strength when 'weak' then 0.10 when 'medium' then 0.25 when 'strong' then 0.50 end
+begin
+    return case p_strength when 'weak' then 0.10 when 'medium' then 0.25 when 'strong' then 0.50 end;
+end
 $$;
 comment on function bevsession.strength_weight(text) is
     'Signal strength weight w: weak 0.10, medium 0.25, strong 0.50 (null for anything else).';
 
 create function bevsession.clamp01(p_value numeric) returns numeric
-    language sql immutable parallel safe set search_path = ''
-as $$ select greatest(0::numeric, least(1::numeric, p_value)) $$;
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return greatest(0::numeric, least(1::numeric, p_value));
+end
+$$;
 comment on function bevsession.clamp01(numeric) is 'Clamp to [0, 1].';
 
 create function bevsession.reinforce(p_confidence numeric, p_weight numeric) returns numeric
-    language sql immutable parallel safe set search_path = ''
-as $$ select round(p_confidence + p_weight * (1 - p_confidence), 4) $$;
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return round(p_confidence + p_weight * (1 - p_confidence), 4);
+end
+$$;
 comment on function bevsession.reinforce(numeric, numeric) is
     'Evidence for something already believed: c + w·(1 − c), four decimals. Approaches 1, never exceeds it.';
 
 create function bevsession.to_ms(p_at timestamptz) returns bigint
-    language sql immutable parallel safe set search_path = ''
-as $$ select floor(extract(epoch from p_at) * 1000)::bigint $$;
+    language plpgsql immutable parallel safe set search_path = ''
+as $$
+begin
+    return floor(extract(epoch from p_at) * 1000)::bigint;
+end
+$$;
 comment on function bevsession.to_ms(timestamptz) is
     'Milliseconds since the Unix epoch (the seed''s Date.now() numbers); null stays null.';
 
@@ -133,9 +149,10 @@ comment on function bevsession.from_ms(numeric) is 'The inverse of to_ms.';
 -- Scores go out as float8 so 0.2500 reads 0.25; timestamps as integer milliseconds.
 
 create function bevsession.persona_json(p bevsession.personas) returns jsonb
-    language sql stable parallel safe set search_path = ''
+    language plpgsql stable parallel safe set search_path = ''
 as $$
-    select pg_catalog.jsonb_build_object(
+begin
+    return pg_catalog.jsonb_build_object(
         'detection_vectors', pg_catalog.jsonb_build_object(
             'functional_role',            p.functional_role,
             'functional_role_confidence', p.functional_role_confidence::float8,
@@ -163,15 +180,17 @@ as $$
         'pain_points_confidence', p.pain_points_confidence,
         'overall_confidence',     p.overall_confidence::float8,
         'total_interactions',     p.total_interactions,
-        'questions_asked',        pg_catalog.to_jsonb(p.questions_asked))
+        'questions_asked',        pg_catalog.to_jsonb(p.questions_asked));
+end
 $$;
 comment on function bevsession.persona_json(bevsession.personas) is
     'Persona JSON with the seed''s names (PersonaScores), also stored as each message''s persona_snapshot.';
 
 create function bevsession.session_json(s bevsession.sessions) returns jsonb
-    language sql stable parallel safe set search_path = ''
+    language plpgsql stable parallel safe set search_path = ''
 as $$
-    select pg_catalog.jsonb_build_object(
+begin
+    return pg_catalog.jsonb_build_object(
         'session_id',                 s.id,
         'user_id',                    s.user_id,
         'created_at',                 bevsession.to_ms(s.created_at),
@@ -185,7 +204,8 @@ as $$
         'is_data_connected',          s.is_data_connected,
         'last_generated_brochure_id', s.last_generated_brochure_id,
         'last_brochure_generated_at', bevsession.to_ms(s.last_brochure_generated_at),
-        'revoked_at',                 bevsession.to_ms(s.revoked_at))
+        'revoked_at',                 bevsession.to_ms(s.revoked_at));
+end
 $$;
 comment on function bevsession.session_json(bevsession.sessions) is 'Session JSON (the seed''s SessionData fields).';
 
@@ -203,9 +223,11 @@ as $$
         'ui_specification',     m.ui_specification,
         'generation_mode',      m.generation_mode,
         'estimated_read_time',  m.estimated_read_time,
+        'token_count',          m.token_count,
         'created_at',           bevsession.to_ms(m.created_at))
 $$;
-comment on function bevsession.message_json(bevsession.messages) is 'Message JSON (the seed''s conversation_history row).';
+comment on function bevsession.message_json(bevsession.messages) is
+    'Message JSON (the seed''s conversation_history row, plus its token count).';
 
 create function bevsession.signal_json(s bevsession.persona_signals) returns jsonb
     language sql stable parallel safe set search_path = ''
@@ -409,9 +431,10 @@ comment on function bevsession.check_history_limit(integer, text) is 'A page siz
 
 -- The formula is written out in this file's header.
 create function bevsession.compute_confidence(p bevsession.personas) returns numeric
-    language sql immutable parallel safe set search_path = ''
+    language plpgsql immutable parallel safe set search_path = ''
 as $$
-    select round(
+begin
+    return round(
           0.5 * ( case when p.functional_role is null then 0 else p.functional_role_confidence end
                 + case when p.org_type        is null then 0 else p.org_type_confidence        end
                 + case when p.org_size        is null then 0 else p.org_size_confidence        end
@@ -421,7 +444,8 @@ as $$
                 + greatest(p.supplier_score, p.distributor_score)
                 + greatest(p.craft_score, p.mid_sized_score, p.large_score) ) / 3
         + 0.2 * least(1, pg_catalog.cardinality(p.pain_points_detected) / 3.0),
-        4)
+        4);
+end
 $$;
 comment on function bevsession.compute_confidence(bevsession.personas) is
     'Overall confidence = round(0.5·V + 0.3·S + 0.2·P, 4); see the header of 20261124200100_persona_logic.sql.';
@@ -430,16 +454,22 @@ comment on function bevsession.compute_confidence(bevsession.personas) is
 -- sets one named column of the row value (the column type rounds to four decimals).
 create function bevsession.with_score(p bevsession.personas, p_score text, p_value numeric)
     returns bevsession.personas
-    language sql stable parallel safe set search_path = ''
+    language plpgsql stable parallel safe set search_path = ''
 as $$
-    select pg_catalog.jsonb_populate_record(p, pg_catalog.jsonb_build_object(p_score, bevsession.clamp01(p_value)))
+begin
+    return pg_catalog.jsonb_populate_record(p, pg_catalog.jsonb_build_object(p_score, bevsession.clamp01(p_value)));
+end
 $$;
 comment on function bevsession.with_score(bevsession.personas, text, numeric) is
     'The persona with one score set to clamp(value, 0, 1).';
 
 create function bevsession.score_of(p bevsession.personas, p_score text) returns numeric
-    language sql stable parallel safe set search_path = ''
-as $$ select (pg_catalog.to_jsonb(p) ->> p_score)::numeric $$;
+    language plpgsql stable parallel safe set search_path = ''
+as $$
+begin
+    return (pg_catalog.to_jsonb(p) ->> p_score)::numeric;
+end
+$$;
 comment on function bevsession.score_of(bevsession.personas, text) is 'The value of one named score column.';
 
 -- The vector rule (header): empty → take it; same → reinforce; different → the old value
@@ -715,6 +745,43 @@ comment on function bevsession.check_update_keys(jsonb) is
 -- 6. Reading and locking rows (these touch tables, as the calling role, under RLS)
 -- ---------------------------------------------------------------------------------------------
 
+-- Why one liveness check: find_session and lock_session would otherwise each repeat the revoked
+-- and expiry checks; here no lookup can forget one. p_allow_dead lets clear_session and
+-- forget_session work on a revoked or expired session (a visitor may always erase their data).
+-- The expiries are the session policy (20261124200000_session_schema.sql, section 11).
+create function bevsession.check_live(p_session bevsession.sessions, p_allow_dead boolean)
+    returns bevsession.sessions
+    language plpgsql stable
+    set search_path = ''
+as $$
+declare
+    v_policy bevsession.session_policy := bevsession.policy();
+begin
+    if p_allow_dead then
+        return p_session;
+    end if;
+    if p_session.revoked_at is not null then
+        raise exception using errcode = 'PT403', message = 'session revoked',
+            detail = pg_catalog.format('session %s was revoked at %s and is refused for good',
+                                       p_session.id, p_session.revoked_at);
+    end if;
+    if p_session.created_at + v_policy.absolute_lifetime <= now() then
+        raise exception using errcode = 'PT410', message = 'session expired',
+            detail = pg_catalog.format('session %s passed its absolute lifetime of %s',
+                                       p_session.id, v_policy.absolute_lifetime);
+    end if;
+    if v_policy.idle_timeout is not null
+       and p_session.last_activity_at + v_policy.idle_timeout <= now() then
+        raise exception using errcode = 'PT410', message = 'session expired',
+            detail = pg_catalog.format('session %s was idle for more than %s',
+                                       p_session.id, v_policy.idle_timeout);
+    end if;
+    return p_session;
+end
+$$;
+comment on function bevsession.check_live(bevsession.sessions, boolean) is
+    'Raise PT403 (revoked) or PT410 (absolute lifetime or idle timeout passed) unless p_allow_dead.';
+
 -- Why two: get_conversation_history is read-only (PostgREST may run it in a read-only
 -- transaction) and must not lock; every writer locks the session row first, always in the same
 -- order (session, then persona), so concurrent calls of one session queue instead of losing
@@ -732,15 +799,11 @@ begin
         raise exception using errcode = 'PT404', message = 'session not found',
             detail = pg_catalog.format('no session %s; get_session or begin_chat_turn creates it', p_session_id);
     end if;
-    if v_session.revoked_at is not null and not p_allow_revoked then
-        raise exception using errcode = 'PT403', message = 'session revoked',
-            detail = pg_catalog.format('session %s was revoked at %s and is refused for good', p_session_id, v_session.revoked_at);
-    end if;
-    return v_session;
+    return bevsession.check_live(v_session, p_allow_revoked);
 end
 $$;
 comment on function bevsession.find_session(uuid, boolean) is
-    'The session row (no lock); PT404 when missing, PT403 when revoked unless allowed.';
+    'The session row (no lock); PT404 when missing, PT403/PT410 when revoked/expired unless allowed.';
 
 create function bevsession.lock_session(p_session_id uuid, p_allow_revoked boolean default false)
     returns bevsession.sessions
@@ -756,15 +819,11 @@ begin
         raise exception using errcode = 'PT404', message = 'session not found',
             detail = pg_catalog.format('no session %s; get_session or begin_chat_turn creates it', p_session_id);
     end if;
-    if v_session.revoked_at is not null and not p_allow_revoked then
-        raise exception using errcode = 'PT403', message = 'session revoked',
-            detail = pg_catalog.format('session %s was revoked at %s and is refused for good', p_session_id, v_session.revoked_at);
-    end if;
-    return v_session;
+    return bevsession.check_live(v_session, p_allow_revoked);
 end
 $$;
 comment on function bevsession.lock_session(uuid, boolean) is
-    'The session row, locked for this transaction; PT404 when missing, PT403 when revoked unless allowed.';
+    'The session row, locked for this transaction; PT404 when missing, PT403/PT410 when revoked/expired unless allowed.';
 
 create function bevsession.touch_session(p_session_id uuid) returns bevsession.sessions
     language plpgsql
@@ -828,24 +887,48 @@ $$;
 comment on function bevsession.lock_persona(bevsession.sessions) is
     'The persona row of a (locked, live) session, locked; created with defaults if missing.';
 
-create function bevsession.history_page(p_session_id uuid, p_limit integer, p_before bigint) returns jsonb
+-- History for an LLM: an LLM prompt has a token budget, not a message count. Walk back from the
+-- newest message (keyset on seq, the (session_id, seq) index) and keep messages while their
+-- running total of messages.token_count fits; the page is returned oldest first, like the
+-- count-limited page.
+create function bevsession.history_window(
+    p_session_id uuid, p_limit integer, p_before bigint, p_token_budget integer
+) returns jsonb
     language sql stable
     set search_path = ''
 as $$
     with newest as (   -- one more than asked, to know whether anything older exists
-        select m
+        select m, sum(m.token_count) over (order by m.seq desc) as running_tokens
         from bevsession.messages as m
         where m.session_id = p_session_id
           and (p_before is null or m.seq < p_before)
         order by m.seq desc
         limit p_limit + 1
     ), page as (
-        select m from newest order by (m).seq desc limit p_limit
+        select m, running_tokens from newest
+        where p_token_budget is null or running_tokens <= p_token_budget
+        order by (m).seq desc
+        limit p_limit
     )
     select pg_catalog.jsonb_build_object(
-        'messages', coalesce((select pg_catalog.jsonb_agg(bevsession.message_json(page.m) order by (page.m).seq) from page), '[]'),
-        'next_before', case when (select count(*) from newest) > p_limit
+        'messages', coalesce((select pg_catalog.jsonb_agg(bevsession.message_json(page.m) order by (page.m).seq)
+                              from page), '[]'),
+        'tokens', coalesce((select max(page.running_tokens) from page), 0),
+        -- the cursor of the page before this one; null when nothing older exists, or when not
+        -- even the newest message fits the budget (no page to continue from)
+        'next_before', case when (select count(*) from newest) > (select count(*) from page)
                             then (select min((page.m).seq) from page) end)
+$$;
+comment on function bevsession.history_window(uuid, integer, bigint, integer) is
+    'Keyset page: the newest messages with seq < p_before, at most p_limit and (if given) p_token_budget tokens, oldest first.';
+
+-- The count-limited page is the budget page without a budget (one implementation).
+create function bevsession.history_page(p_session_id uuid, p_limit integer, p_before bigint)
+    returns jsonb
+    language sql stable
+    set search_path = ''
+as $$
+    select bevsession.history_window(p_session_id, p_limit, p_before, null)
 $$;
 comment on function bevsession.history_page(uuid, integer, bigint) is
     'Keyset page: the newest p_limit messages with seq < p_before, oldest first; next_before = oldest seq returned when older ones exist.';
@@ -856,9 +939,12 @@ comment on function bevsession.history_page(uuid, integer, bigint) is
 -- ---------------------------------------------------------------------------------------------
 
 create function bevsession.save_persona(p bevsession.personas) returns bevsession.personas
-    language sql
+    language plpgsql
     set search_path = ''
 as $$
+declare
+    v_saved bevsession.personas;
+begin
     update bevsession.personas as t set
         sales_focus_score        = p.sales_focus_score,
         marketing_focus_score    = p.marketing_focus_score,
@@ -889,7 +975,12 @@ as $$
         vectors_updated_at       = p.vectors_updated_at,
         last_updated             = p.last_updated
     where t.id = p.id
-    returning t.*
+    returning t.* into v_saved;
+    if not found then
+        return null;  -- as the SQL version: no row, no result
+    end if;
+    return v_saved;
+end
 $$;
 comment on function bevsession.save_persona(bevsession.personas) is
     'Write a (locked) persona row value back; the one UPDATE of a persona.';
@@ -964,6 +1055,95 @@ end
 $$;
 comment on function bevsession.append_message(bevsession.sessions, bevsession.personas, text, text, text, jsonb, text, text[]) is
     'Store one message with the persona snapshot and count it on the session (message_count, last_message).';
+
+
+-- The chat rate limit: it must hold for every edge worker at once, so it lives in the database
+-- (a limit kept in one worker's memory is multiplied by the number of workers). begin_chat_turn
+-- refuses a turn beyond the limit with SQLSTATE PT429 (PostgREST: HTTP 429), saying after how
+-- many seconds to retry. The limit is the setting `bevsession.chat_rate_limit` ('20/minute'
+-- unless set); the state is sessions.chat_rate_tat.
+--
+-- Why a setting and not an argument: the limit must not be chosen by the caller of the RPC, and
+-- every worker (and PostgREST) reads the same value. Set it for all connections with
+--   alter database <db> set bevsession.chat_rate_limit = '30/minute';
+-- or for the visitor role only (PostgREST and the asyncpg transport apply role settings):
+--   alter role session_visitor set bevsession.chat_rate_limit = '30/minute';
+-- A value that does not parse falls back to the default rather than refusing every chat turn.
+create function bevsession.chat_rate_limit(out turns integer, out per_seconds integer)
+    language plpgsql stable
+    set search_path = ''
+as $$
+declare
+    v_text text := pg_catalog.lower(pg_catalog.btrim(
+        coalesce(pg_catalog.current_setting('bevsession.chat_rate_limit', true), '')));
+    v_match text[];
+    v_count numeric;
+    v_unit integer;
+begin
+    turns := 20;           -- the default: 20 chat turns per minute and session
+    per_seconds := 60;
+    if v_text in ('off', 'none', 'unlimited', '0') then
+        turns := 0;        -- 0: no limit
+        return;
+    end if;
+    v_match := pg_catalog.regexp_match(v_text,
+        '^([0-9]{1,6})\s*/\s*([0-9]{0,6})\s*(s|sec|second|seconds|m|min|minute|minutes|h|hour|hours)$');
+    if v_match is null or v_match[1]::integer = 0 then
+        return;
+    end if;
+    v_count := coalesce(nullif(v_match[2], '')::numeric, 1);
+    v_unit := case
+        when v_match[3] in ('s', 'sec', 'second', 'seconds') then 1
+        when v_match[3] in ('m', 'min', 'minute', 'minutes') then 60
+        else 3600 end;
+    if v_count = 0 or v_count * v_unit > 86400 then
+        return;
+    end if;
+    turns := v_match[1]::integer;
+    per_seconds := (v_count * v_unit)::integer;
+end
+$$;
+comment on function bevsession.chat_rate_limit() is
+    'The chat rate limit from the setting bevsession.chat_rate_limit ("N/minute", "N/10s", "N/hour"; "off" or "0": none): turns per per_seconds. Default and fallback: 20 per 60 s.';
+
+-- Why clock_timestamp() and not now(): the caller holds the session row lock (ensure_session /
+-- lock_session), so concurrent turns of one session take their turn one after another, and the
+-- time read under the lock only moves forward. now() is the transaction's start: a turn that
+-- started first but got the lock last would be judged as if it came before the ones already
+-- counted, and a burst of exactly the allowance could be refused. A refused turn rolls back
+-- with everything else.
+create function bevsession.take_chat_turn(p_session bevsession.sessions) returns void
+    language plpgsql
+    set search_path = ''
+as $$
+declare
+    v_limit record;
+    v_now timestamptz := pg_catalog.clock_timestamp();
+    v_interval interval;
+    v_tolerance interval;
+    v_tat timestamptz;
+    v_wait numeric;
+begin
+    select * into v_limit from bevsession.chat_rate_limit();
+    if v_limit.turns = 0 then
+        return;
+    end if;
+    v_interval := pg_catalog.make_interval(secs => v_limit.per_seconds::double precision / v_limit.turns);
+    v_tolerance := pg_catalog.make_interval(secs => v_limit.per_seconds) - v_interval;
+    v_tat := greatest(coalesce(p_session.chat_rate_tat, v_now), v_now);
+    if v_tat - v_now > v_tolerance then
+        v_wait := greatest(1, pg_catalog.ceil(extract(epoch from (v_tat - v_now - v_tolerance))));
+        raise exception using errcode = 'PT429',
+            message = pg_catalog.format('rate limited: at most %s chat turns per %s seconds',
+                                        v_limit.turns, v_limit.per_seconds),
+            detail = pg_catalog.format('retry_after=%s', v_wait),
+            hint = 'wait retry_after seconds before the next chat turn of this session';
+    end if;
+    update bevsession.sessions set chat_rate_tat = v_tat + v_interval where id = p_session.id;
+end
+$$;
+comment on function bevsession.take_chat_turn(bevsession.sessions) is
+    'Take one chat turn from the session''s allowance (GCRA on sessions.chat_rate_tat), or raise PT429 with detail "retry_after=<seconds>". Call with the session row locked.';
 
 
 -- ---------------------------------------------------------------------------------------------

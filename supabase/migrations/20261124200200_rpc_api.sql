@@ -184,11 +184,16 @@ revoke execute on function public.add_conversation_message(text, text, text, jso
 grant execute on function public.add_conversation_message(text, text, text, jsonb, text, text[]) to session_visitor, service_role;
 
 
--- getConversationHistory(): pages instead of everything (the seed returned the whole history).
--- Read-only (stable), so PostgREST may call it with GET in a read-only transaction. Like every
--- operation but get_session and begin_chat_turn it needs an existing session (PT404) and refuses
--- a revoked one (PT403).
-create function public.get_conversation_history(p_limit integer default 50, p_before bigint default null)
+-- getConversationHistory(): pages instead of everything (the seed returned the whole history):
+-- newest first by keyset, returned oldest first, optionally cut to a token budget (for an LLM
+-- prompt; see bevsession.history_window). Read-only (stable), so PostgREST may call it with GET
+-- in a read-only transaction. Like every operation but get_session and begin_chat_turn it needs
+-- an existing session (PT404) and refuses a revoked (PT403) or expired (PT410) one.
+create function public.get_conversation_history(
+    p_limit integer default 50,
+    p_before bigint default null,
+    p_token_budget integer default null
+)
     returns jsonb
     language plpgsql
     stable
@@ -199,14 +204,17 @@ declare
     v_session_id uuid := bevsession.require_session_id();
 begin
     perform bevsession.check_history_limit(p_limit, 'p_limit');
+    if p_token_budget is not null and p_token_budget < 1 then
+        perform bevsession.invalid_argument('p_token_budget', 'must be at least 1');
+    end if;
     perform bevsession.find_session(v_session_id);
-    return bevsession.history_page(v_session_id, p_limit, p_before);
+    return bevsession.history_window(v_session_id, p_limit, p_before, p_token_budget);
 end
 $$;
-comment on function public.get_conversation_history(integer, bigint) is
-    'The newest p_limit (1..200) messages with seq < p_before, oldest first. Returns {messages, next_before}.';
-revoke execute on function public.get_conversation_history(integer, bigint) from public, anon, authenticated;
-grant execute on function public.get_conversation_history(integer, bigint) to session_visitor, service_role;
+comment on function public.get_conversation_history(integer, bigint, integer) is
+    'The newest p_limit (1..200) messages with seq < p_before that fit p_token_budget, oldest first. Returns {messages, tokens, next_before}.';
+revoke execute on function public.get_conversation_history(integer, bigint, integer) from public, anon, authenticated;
+grant execute on function public.get_conversation_history(integer, bigint, integer) to session_visitor, service_role;
 
 
 -- clearSession(): the seed only dropped the cookie, so a stolen cookie kept working until it
@@ -291,6 +299,9 @@ grant execute on function public.forget_session() to session_visitor, service_ro
 -- Why: the seed's orchestrator made one round trip per step (session, each signal, persona,
 -- message, history). begin_chat_turn does the steps before the LLM call in one transaction and
 -- returns everything the LLM prompt needs; finish_chat_turn stores the reply.
+-- After the session is created or locked, and before anything is written, the turn is taken from
+-- the session's chat rate limit (bevsession.take_chat_turn: SQLSTATE PT429, HTTP 429, with
+-- retry_after). A migration that replaces begin_chat_turn must keep the `take_chat_turn` step.
 create function public.begin_chat_turn(
     p_content text,
     p_signals jsonb default '[]',
@@ -328,6 +339,8 @@ begin
     end loop;
 
     select * into v_ensured from bevsession.ensure_session(v_session_id, true);
+    -- the session row is locked (or new and ours) from here on: the rate limit (PT429)
+    perform bevsession.take_chat_turn(v_ensured.session);
     v_persona := bevsession.lock_persona(v_ensured.session);
 
     if pg_catalog.cardinality(v_parsed) > 0 then
@@ -355,7 +368,7 @@ begin
 end
 $$;
 comment on function public.begin_chat_turn(text, jsonb, integer, text) is
-    'Create-or-touch the session, apply the signals, store the user message (post-signal snapshot). Returns {session, persona, message, history, created}.';
+    'Create-or-touch the session, take a turn from its rate limit (PT429), apply the signals, store the user message (post-signal snapshot). Returns {session, persona, message, history, created}.';
 revoke execute on function public.begin_chat_turn(text, jsonb, integer, text) from public, anon, authenticated;
 grant execute on function public.begin_chat_turn(text, jsonb, integer, text) to session_visitor, service_role;
 

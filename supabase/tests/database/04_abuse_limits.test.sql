@@ -1,4 +1,5 @@
--- Abuse limits (20261124210000_abuse_limits.sql): the per-session chat rate limit inside
+-- Abuse limits (20261124210000_abuse_limits.sql; the rate limit's pieces are in the base
+-- migrations, see that file's header): the per-session chat rate limit inside
 -- begin_chat_turn (PT429 with retry_after), its setting, and the service_role-only retention
 -- purge (which sessions go, which stay, counts, batches, grants).
 -- One transaction, calls microseconds apart (the limit reads clock_timestamp()); "time passing"
