@@ -373,31 +373,19 @@ revoke execute on function public.begin_chat_turn(text, jsonb, integer, text) fr
 grant execute on function public.begin_chat_turn(text, jsonb, integer, text) to session_visitor, service_role;
 
 
+-- The reply is an assistant message like any other: one implementation, add_conversation_message.
 create function public.finish_chat_turn(
     p_content text,
     p_ui_specification jsonb default null,
     p_generation_mode text default null,
     p_estimated_read_time text default null
 ) returns jsonb
-    language plpgsql
+    language sql
     security invoker
     set search_path = ''
 as $$
-declare
-    v_session_id uuid := bevsession.require_session_id();
-    v_session bevsession.sessions;
-    v_stored record;
-begin
-    perform bevsession.check_message_args('assistant', p_content, p_generation_mode, p_ui_specification,
-                                          p_estimated_read_time, null);
-    v_session := bevsession.lock_session(v_session_id);
-    select * into v_stored from bevsession.append_message(
-        v_session, bevsession.lock_persona(v_session), 'assistant', p_content, p_generation_mode,
-        p_ui_specification, p_estimated_read_time, null);
-    return pg_catalog.jsonb_build_object(
-        'message', bevsession.message_json(v_stored.message),
-        'session', bevsession.session_json(v_stored.session));
-end
+    select public.add_conversation_message(
+        'assistant', p_content, p_generation_mode, p_ui_specification, p_estimated_read_time, null)
 $$;
 comment on function public.finish_chat_turn(text, jsonb, text, text) is
     'Store the assistant reply of a chat turn. Returns {message, session}.';
