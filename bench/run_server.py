@@ -6,9 +6,13 @@ carry valid cookies: 256 sessions are made first through the server's own ``GET 
 and wrk's Lua script (``bench/wrk/cookies.lua``) rotates through them.
 
 - ours: ``python -m bevsession_edge.cli serve --workers N`` with ``DATABASE_URL`` to the
-  throwaway cluster as ``authenticator`` and ``SESSION_PASSWORD`` set: unseal the iron cookie,
-  one RPC (``GET /api/session``: ``get_session``, which touches the row) or two
-  (``POST /api/chat``: ``begin_chat_turn`` + ``finish_chat_turn``), JSON out;
+  throwaway cluster as ``authenticator`` and ``SESSION_PASSWORD`` set. ``GET /api/session``
+  with a cookie the database confirmed is answered by the worker's read cache and reported to
+  the database in one batched ``touch_sessions`` call per worker per second; any other cookie
+  costs an unseal and ``get_session`` (which touches the row). ``POST /api/chat`` is two RPCs
+  (``begin_chat_turn`` + ``finish_chat_turn``). Database calls per GET are counted by
+  PostgreSQL itself (``pg_stat_user_functions``), and GET is also measured with the read cache
+  off (``SESSION_READ_CACHE_SECONDS=0``: one unseal and one RPC per request), 1 worker;
 - baseline: ``bench/baseline_app.py``, the same cookie work with aiohttp-session's
   ``EncryptedCookieStorage`` (Fernet) and no database at all.
 
@@ -27,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 
 from bench.env import (
     ROOT,
@@ -50,6 +55,9 @@ CONNECTIONS = 32
 SESSIONS = 256
 CHAT_BODY = '{"message": "We brew craft beer and sell through two distributors."}'
 WORKERS = (1, 2)
+COUNTED = ("get_session", "touch_sessions")
+# Idle backends report their function counts within PGSTAT_IDLE_INTERVAL (10 s, PostgreSQL 15+).
+STATS_SETTLE_SECONDS = 11
 
 
 async def make_cookies(port: int, count: int) -> list[str]:
@@ -88,7 +96,7 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
-def start_ours(db: Database, workers: int, log: Path) -> Server:
+def start_ours(db: Database, workers: int, log: Path, *, read_cache: bool = True) -> Server:
     port = free_port()
     env = clean_env() | {
         "DATABASE_URL": db.app_dsn,
@@ -96,6 +104,8 @@ def start_ours(db: Database, workers: int, log: Path) -> Server:
         "BEVSESSION_TRANSPORT": "postgres",
         "BEVSESSION_LOG_LEVEL": "warning",
     }
+    if not read_cache:
+        env["SESSION_READ_CACHE_SECONDS"] = "0"
     cmd = [sys.executable, "-m", "bevsession_edge.cli", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers)]  # fmt: skip
     return Server([cmd], env, port, log)
@@ -129,10 +139,35 @@ def wrk(
             "p99": latency["p99"] / 1e3, "errors": failed, "seconds": duration}  # fmt: skip
 
 
+async def function_calls(db: Database) -> dict[str, int]:
+    """Calls of the counted RPC functions so far (``track_functions = 'pl'``), after waiting
+    for idle backends to report theirs."""
+    await asyncio.sleep(STATS_SETTLE_SECONDS)
+    conn = await asyncpg.connect(db.admin_dsn)
+    try:
+        rows = await conn.fetch(
+            "select funcname, calls from pg_catalog.pg_stat_user_functions"
+            " where schemaname = 'public' and funcname = any($1::text[])",
+            list(COUNTED),
+        )
+    finally:
+        await conn.close()
+    calls = dict.fromkeys(COUNTED, 0)
+    calls.update({r["funcname"]: int(r["calls"]) for r in rows})
+    return calls
+
+
 async def measure(
-    server: Server, workdir: Path, seconds: int, db_pid: int
+    server: Server,
+    workdir: Path,
+    seconds: int,
+    db: Database,
+    db_pid: int,
+    keys: tuple[str, ...] = ("get", "chat"),
+    count_calls: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """wrk on GET /api/session and POST /api/chat; rates, latencies and CPU per request."""
+    """wrk on GET /api/session and POST /api/chat; rates, latencies, CPU and (``count_calls``)
+    database calls per GET."""
     await wait_http(server.port, "/api/session")
     cookies = workdir / f"cookies-{server.port}.txt"
     cookies.write_text("\n".join(await make_cookies(server.port, SESSIONS)) + "\n")
@@ -143,12 +178,21 @@ async def measure(
     pids = [p.pid for p in server.procs]
     results = {}
     for key, path, payload in (("get", "/api/session", None), ("chat", "/api/chat", body)):
+        if key not in keys:
+            continue
+        counting = count_calls and key == "get"
+        calls0 = await function_calls(db) if counting else {}
         cpu0 = tree_cpu_seconds(pids), tree_cpu_seconds([db_pid])
         result = await loop.run_in_executor(None, wrk, server.port, path, cookies, seconds, payload)
         cpu1 = tree_cpu_seconds(pids), tree_cpu_seconds([db_pid])
         done = max(1.0, result["rps"] * result["seconds"])
         result["server_us"] = (cpu1[0] - cpu0[0]) / done * 1e6
         result["db_us"] = (cpu1[1] - cpu0[1]) / done * 1e6
+        if counting:
+            calls1 = await function_calls(db)
+            for name in COUNTED:
+                result[f"{name}_calls"] = calls1[name] - calls0[name]
+            result["requests"] = done
         results[key] = result
     return results
 
@@ -157,6 +201,7 @@ async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
     ensure_wrk()
     whole = max(1, round(seconds))
     db_pid = postmaster_pid(db.pg)
+    await db.execute(f"alter database \"{db.name}\" set track_functions = 'pl'")
     # The database alone on GET /api/session's RPC, 8 clients: the ceiling of any server.
     await db.create_visitors(1, VISITORS)
     ceiling = await pgbench(db, seconds=whole, base=0, script=GET_SESSION_SQL)
@@ -171,7 +216,17 @@ async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
                 else:
                     server = start_baseline(workers, logs / "baseline.log")
                 try:
-                    figures[name] = await measure(server, workdir, whole, db_pid)
+                    figures[name] = await measure(
+                        server, workdir, whole, db, db_pid, count_calls=name == "ours"
+                    )
+                finally:
+                    server.stop()
+            if workers == 1:  # every GET unseals and asks the database: the cost of no cache
+                server = start_ours(db, workers, logs / "serve.log", read_cache=False)
+                try:
+                    figures["uncached"] = await measure(
+                        server, workdir, whole, db, db_pid, keys=("get",)
+                    )
                 finally:
                     server.stop()
             ours, base = figures["ours"], figures["base"]
@@ -191,8 +246,22 @@ async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
                             "µs"),
                 ]  # fmt: skip
                 if key == "get":
-                    rows.append(compare(
-                        f"{label} req/s, {workers}w, vs the database alone", ours[key]["rps"],
-                        "req/s", "pgbench get_session.sql, 8 clients", ceiling["tps"],
-                    ))  # fmt: skip
+                    get = ours["get"]
+                    rows += [
+                        compare(f"{label} get_session calls/request, {workers}w",
+                                get["get_session_calls"] / get["requests"], "calls"),
+                        compare(f"{label} touch_sessions calls/s, {workers}w",
+                                get["touch_sessions_calls"] / get["seconds"], "calls/s"),
+                        compare(f"{label} req/s, {workers}w, vs the database alone",
+                                get["rps"], "req/s", "pgbench get_session.sql, 8 clients",
+                                ceiling["tps"]),
+                    ]  # fmt: skip
+                    if "uncached" in figures:
+                        off = figures["uncached"]["get"]
+                        rows += [
+                            compare(f"{label} req/s, {workers}w, read cache off", off["rps"],
+                                    "req/s", ref, base["get"]["rps"]),
+                            compare(f"{label} p99, {workers}w, read cache off", off["p99"],
+                                    "ms", ref, base["get"]["p99"], higher_is_better=False),
+                        ]  # fmt: skip
     return rows

@@ -83,6 +83,17 @@ def db_dsn(pg: LocalPostgres, db_name: str) -> str:
 
 
 @pytest.fixture
+async def owner(db_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection to this test's database: to move clocks back and hold locks,
+    what no API call may do."""
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
 def pg_env(pg: LocalPostgres, db_name: str) -> dict[str, str]:
     """libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE) for psql and pg_prove."""
     return {**os.environ, **pg.env(db_name)}

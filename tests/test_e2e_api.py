@@ -694,7 +694,7 @@ async def test_public_routes_never_set_a_cookie_or_create_a_session(
 
     health = await visitor.get("/healthz", cookie=cookie, keep=False)
     assert health.status == 200 and health.json["status"] == "ok", health
-    assert set(health.json) == {"status", "cookieRejections"}, health
+    assert set(health.json) == {"status", "cookieRejections", "readCache"}, health
     ready = await visitor.get("/readyz", cookie=cookie, keep=False)
     assert ready.status == 200 and ready.json == {"status": "ready"}, ready
     page = await visitor.get("/", cookie=cookie, keep=False)

@@ -9,6 +9,7 @@ in-place nested change).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -71,12 +72,16 @@ async def read_only(request: web.Request) -> web.Response:
     return web.json_response({"sessionId": str(session_of(request).session_id)})
 
 
-@pytest.fixture
-async def client(pg: LocalPostgres, db_name: str) -> AsyncIterator[TestClient[Any, Any]]:
+@contextlib.asynccontextmanager
+async def app_client(
+    pg: LocalPostgres, db_name: str, **overrides: Any
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The real app on *db_name* with the extra routes, settings changed by *overrides*."""
     settings = load_settings(
         session_password=PASSWORD,
         database_url=pg.dsn(db_name, user="authenticator"),
         session_idle_timeout=2 * 3600,
+        **overrides,
     )
     transport = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
     app = create_app(settings, transport=transport)
@@ -86,9 +91,24 @@ async def client(pg: LocalPostgres, db_name: str) -> AsyncIterator[TestClient[An
     app.router.add_get("/api/test/read", read_only)
     # No cookie jar: every test sends exactly the cookie it means to.
     server = TestServer(app, host="127.0.0.1")
-    async with TestClient(server, cookie_jar=aiohttp.DummyCookieJar()) as test_client:
+    try:
+        async with TestClient(server, cookie_jar=aiohttp.DummyCookieJar()) as test_client:
+            yield test_client
+    finally:
+        await transport.close()
+
+
+@pytest.fixture
+async def client(pg: LocalPostgres, db_name: str) -> AsyncIterator[TestClient[Any, Any]]:
+    async with app_client(pg, db_name) as test_client:
         yield test_client
-    await transport.close()
+
+
+@pytest.fixture
+async def uncached_client(pg: LocalPostgres, db_name: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """Every read asks the database (``SESSION_READ_CACHE_SECONDS=0``)."""
+    async with app_client(pg, db_name, session_read_cache_seconds=0) as test_client:
+        yield test_client
 
 
 def sealed(user: dict[str, Any], *, ttl: int = 86400) -> str:
@@ -198,9 +218,14 @@ async def test_resealing_never_extends_the_cookie_past_the_absolute_lifetime(
 
 
 async def test_the_database_enforces_the_expiries_too(
-    client: TestClient[Any, Any], db_dsn: str
+    uncached_client: TestClient[Any, Any], db_dsn: str
 ) -> None:
-    """A cookie that looks fine (it was just resealed) cannot outlive the database's clock."""
+    """A cookie that looks fine (it was just resealed) cannot outlive the database's clock.
+
+    Here every read asks the database; with the read cache on, the refusal arrives with the
+    next batched touch instead (tests/test_read_cache.py).
+    """
+    client = uncached_client
     body, header = await get_session(client, None)
     assert header is not None
     conn = await asyncpg.connect(db_dsn)

@@ -24,6 +24,7 @@ from .http_errors import json_errors
 from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
 from .protocol import install as install_protocol_errors
+from .read_cache import READ_CACHE, ReadCache, touch_flusher
 from .replies import ReplyGenerator, TemplateReplyGenerator
 from .routes import routes
 from .startup import run_startup_checks
@@ -71,6 +72,10 @@ def create_app(
     app[DETECTOR] = detector or KeywordSignalDetector()
     app[REPLIER] = replier or TemplateReplyGenerator()
     app[REJECTIONS] = Counter()
+    if settings.session_read_cache_seconds > 0:
+        app[READ_CACHE] = ReadCache(
+            settings.session_read_cache_seconds, settings.session_read_cache_entries
+        )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         owned = transport is None
@@ -87,6 +92,7 @@ def create_app(
             await app[TRANSPORT].close()
 
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(touch_flusher)  # after the database: stops (and flushes) first
     app.on_response_prepare.append(write_cookie)
     app.add_routes(routes)
     return app

@@ -64,6 +64,20 @@ class Settings(BaseSettings):
     session_idle_timeout: int = Field(7200, ge=0, validation_alias="SESSION_IDLE_TIMEOUT")
     cookie_secure: bool | None = Field(None, validation_alias="SESSION_COOKIE_SECURE")
 
+    # Read cache (functions/bevsession_edge/read_cache.py): how long a worker answers repeated
+    # reads of a cookie the database confirmed without asking again (0 = never: one RPC per
+    # read), how often it reports those reads to the database in one call (activity, and
+    # revocations made elsewhere reach the worker this fast), and how many cookies it keeps.
+    session_read_cache_seconds: float = Field(
+        60.0, ge=0, le=3600, validation_alias="SESSION_READ_CACHE_SECONDS"
+    )
+    session_touch_flush_seconds: float = Field(
+        1.0, gt=0, le=60, validation_alias="SESSION_TOUCH_FLUSH_SECONDS"
+    )
+    session_read_cache_entries: int = Field(
+        10_000, ge=1, le=1_000_000, validation_alias="SESSION_READ_CACHE_ENTRIES"
+    )
+
     # Abuse limits.
     max_message_chars: int = Field(4000, ge=1, le=8000, validation_alias="MAX_MESSAGE_CHARS")
     history_page_max: int = Field(100, ge=1, le=200, validation_alias="HISTORY_PAGE_MAX")

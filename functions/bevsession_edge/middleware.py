@@ -19,7 +19,9 @@ from bevsession.cookies import CookieTooLarge, destroy_cookie_header, set_cookie
 from bevsession.sealing import TIMESTAMP_SKEW_SEC
 
 from .keys import COOKIE, SEALER, SETTINGS
+from .read_cache import read_cache_of
 from .session_cookie import (
+    CookieUser,
     SessionState,
     expiry_reason,
     new_user,
@@ -57,10 +59,32 @@ def count_rejection(app: web.Application, reason: str) -> None:
     log.debug("session cookie refused (%s); starting a new session", reason)
 
 
+def drop_session(request: web.Request, reason: str) -> None:
+    """The database refused this session (revoked, expired): count it, forget this worker's
+    cached copies of it, and start a fresh session for the visitor."""
+    count_rejection(request.app, reason)
+    forget_cached(request)
+    session_of(request).restart(reason)
+
+
+def forget_cached(request: web.Request) -> None:
+    """Drop this worker's cached copies of the request's session (cleared, forgotten, refused)."""
+    cache = read_cache_of(request.app)
+    if cache is not None:
+        cache.forget(session_of(request).session_id)
+
+
 def load_session(request: web.Request) -> SessionState:
     app = request.app
     settings = app[SETTINGS]
-    user, reason, reseal = open_cookie(request.cookies.get(app[COOKIE].name), app[SEALER])
+    sealed = request.cookies.get(app[COOKIE].name)
+    cache = read_cache_of(app)
+    confirmed = cache.lookup(sealed) if cache is not None and sealed else None
+    if confirmed is not None:  # a cookie the database confirmed lately: no unseal needed
+        user: CookieUser | None = confirmed.user
+        reason, reseal = None, False
+    else:
+        user, reason, reseal = open_cookie(sealed, app[SEALER])
     now = now_ms()
     if user is not None:
         reason = expiry_reason(
@@ -72,7 +96,8 @@ def load_session(request: web.Request) -> SessionState:
         if reason is not None:
             count_rejection(app, reason)
         return SessionState(new_user(now), is_new=True, rejected=reason)
-    state = SessionState(user, is_new=False, reseal=reseal)
+    seen_ms = confirmed.seen_ms if confirmed is not None else None
+    state = SessionState(user, is_new=False, reseal=reseal, seen_ms=seen_ms)
     state.update(lastActivityAt=now)
     return state
 
@@ -97,7 +122,14 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
     if state.cleared:
         response.headers.add(hdrs.SET_COOKIE, destroy_cookie_header(options))
         return
+    cache = read_cache_of(request.app)
     if not state.changed:
+        # The database has just confirmed the cookie as it is: later reads need not ask it.
+        sealed = request.cookies.get(options.name)
+        seen_ms, loaded = state.seen_ms, state.loaded
+        # (a copy the cache already holds, ``cached``, needs no confirming)
+        if cache is not None and seen_ms is not None and loaded and sealed and not state.cached:
+            cache.confirm(sealed, loaded, seen_ms)
         return
     # The cookie lives only as long as the session's absolute lifetime has left: resealing
     # never extends it (activity must not keep a session alive for ever).
@@ -107,14 +139,19 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
     if ttl < options.ttl:
         options = replace(options, ttl=ttl)
     sealer = request.app[SEALER]
+    user = state.user
+    sealed = seal_user(user, sealer, options.ttl)
     try:
-        header = set_cookie_header(seal_user(state.user, sealer, options.ttl), options)
+        header = set_cookie_header(sealed, options)
     except CookieTooLarge:
         # Never expected (histories are not in the cookie); degrade rather than fail the request.
-        slim = state.user.model_copy(update={"persona": _slim(state.user.persona)})
-        header = set_cookie_header(seal_user(slim, sealer, options.ttl), options)
+        user = state.user.model_copy(update={"persona": _slim(state.user.persona)})
+        sealed = seal_user(user, sealer, options.ttl)
+        header = set_cookie_header(sealed, options)
         log.warning("session cookie over 4096 bytes; resealed without pain point details")
     response.headers.add(hdrs.SET_COOKIE, header)
+    if cache is not None and state.seen_ms is not None:  # the next request will send this seal
+        cache.confirm(sealed, user, state.seen_ms)
 
 
 def _slim(persona: dict[str, Any]) -> dict[str, Any]:

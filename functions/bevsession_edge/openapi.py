@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Settings
+from .read_cache import READ_CACHE_COUNTERS
 
 SCORE = {"type": "number", "minimum": 0, "maximum": 1}
 MILLIS = {"type": "integer", "minimum": 0, "description": "milliseconds since the epoch"}
@@ -338,6 +339,19 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             "type": "object",
                             "description": "refused cookies since start, by reason",
                             "additionalProperties": {"type": "integer", "minimum": 0},
+                        },
+                        "readCache": {
+                            "type": "object",
+                            "description": "this worker's read cache (absent when disabled)",
+                            "required": ["maxAgeSeconds", *READ_CACHE_COUNTERS],
+                            "additionalProperties": False,
+                            "properties": {
+                                "maxAgeSeconds": {"type": "number", "minimum": 0},
+                                **{
+                                    k: {"type": "integer", "minimum": 0}
+                                    for k in READ_CACHE_COUNTERS
+                                },
+                            },
                         },
                     },
                 },

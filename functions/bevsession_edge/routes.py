@@ -28,14 +28,16 @@ from bevsession.models import PersonaScores, SessionData
 
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
-from .middleware import REJECTIONS, count_rejection, session_of
+from .middleware import REJECTIONS, drop_session, forget_cached, session_of
 from .openapi import openapi_document
+from .read_cache import READ_CACHE, read_cache_of
 from .session_cookie import SessionState, persona_summary
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 T = TypeVar("T")
 
+FROM_CACHE = {"X-Session-Source": "cache"}
 DEFAULT_HISTORY_LIMIT = 20
 REPLY_HISTORY_LIMIT = 20
 
@@ -123,6 +125,7 @@ def remember(state: SessionState, session: SessionData, persona: PersonaScores |
     if persona is not None:
         fields["persona"] = persona.model_dump(mode="json")
     state.update(**fields)
+    state.seen_ms = session.last_activity_at  # the database's clock: what touch_sessions compares
 
 
 async def for_visitor(request: web.Request, operation: Callable[[], Awaitable[T]]) -> T:
@@ -136,13 +139,16 @@ async def for_visitor(request: web.Request, operation: Callable[[], Awaitable[T]
     try:
         return await operation()
     except (SessionRevoked, SessionExpired) as exc:
-        reason = "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
-        count_rejection(request.app, reason)
-        session_of(request).restart(reason)
+        drop_session(request, refusal_reason(exc))
         return await operation()
     except SessionNotFound:
         log.debug("session row vanished during the call (purged); retrying once")
         return await operation()
+
+
+def refusal_reason(exc: SessionRevoked | SessionExpired) -> str:
+    """The rejection counter's name for a session the database refused."""
+    return "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
 
 
 def cookie_persona(state: SessionState) -> PersonaScores | None:
@@ -174,6 +180,11 @@ def summary(state: SessionState) -> dict[str, Any]:
 @routes.get("/api/session")
 async def get_session(request: web.Request) -> web.Response:
     state = session_of(request)
+    if state.cached and state.seen_ms is not None:
+        # A cookie the database confirmed lately (read_cache.py): answer from it; the read is
+        # reported to the database with this worker's next batched touch.
+        request.app[READ_CACHE].read(state.session_id, state.seen_ms)
+        return web.json_response(summary(state), headers=FROM_CACHE)
     service = request.app[SERVICE]
     try:
         snap = await for_visitor(request, lambda: service.get_session(state.session_id))
@@ -212,6 +223,7 @@ async def chat(request: web.Request) -> web.Response:
             state.session_id, message, signals=signals, history_limit=REPLY_HISTORY_LIMIT
         ),
     )
+    forget_cached(request)  # this worker's copies of the session predate the turn
     remember(state, begun.session, begun.persona)
     reply = await request.app[REPLIER].reply(message, begun.persona, begun.history.messages)
     finished = await service.finish_chat_turn(
@@ -249,9 +261,7 @@ async def history(request: web.Request) -> web.Response:
             token_budget=token_budget,
         )
     except (SessionRevoked, SessionExpired) as exc:  # the visitor starts afresh, with no history
-        reason = "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
-        count_rejection(request.app, reason)
-        state.restart(reason)
+        drop_session(request, refusal_reason(exc))
         return web.json_response({"messages": [], "next": None})
     except SessionNotFound:  # a cookie-only session (e.g. made by a Node app): nothing stored
         return web.json_response({"messages": [], "next": None})
@@ -281,6 +291,7 @@ async def clear_session(request: web.Request) -> web.Response:
         # Already revoked, or never stored (a cookie-only session): nothing left to revoke.
         with contextlib.suppress(SessionRevoked, SessionNotFound):
             await request.app[SERVICE].clear_session(state.session_id)
+    forget_cached(request)
     state.clear()
     return web.json_response({"cleared": True, "sessionId": str(state.session_id)})
 
@@ -293,6 +304,7 @@ async def forget_session(request: web.Request) -> web.Response:
         with contextlib.suppress(SessionNotFound):
             result = await request.app[SERVICE].forget_session(state.session_id)
             deleted = result.deleted.model_dump()
+    forget_cached(request)
     state.clear()
     return web.json_response(
         {"forgotten": True, "sessionId": str(state.session_id), "deleted": deleted}
@@ -301,9 +313,14 @@ async def forget_session(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    """The process is up; also how many cookies were refused since start, by reason."""
+    """The process is up; also how many cookies were refused since start, by reason, and what
+    this worker's read cache did (hits, misses, batched touches, stale copies dropped)."""
     rejections = dict(sorted(request.app[REJECTIONS].items()))
-    return web.json_response({"status": "ok", "cookieRejections": rejections})
+    body: dict[str, Any] = {"status": "ok", "cookieRejections": rejections}
+    cache = read_cache_of(request.app)
+    if cache is not None:
+        body["readCache"] = cache.snapshot()
+    return web.json_response(body)
 
 
 @routes.get("/readyz")

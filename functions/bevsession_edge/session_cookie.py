@@ -76,14 +76,20 @@ class SessionState:
     "did anything change?" is a comparison, not something each handler must remember.
     """
 
-    __slots__ = ("_loaded", "_loaded_json", "cleared", "is_new", "rejected", "user")
+    __slots__ = (
+        "_loaded", "_loaded_json", "cached", "cleared", "is_new", "rejected", "seen_ms", "user"
+    )  # fmt: skip
 
     def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
-                 reseal: bool = False) -> None:  # fmt: skip
+                 reseal: bool = False, seen_ms: int | None = None) -> None:  # fmt: skip
         self.user = user
         self.is_new = is_new
         self.rejected = rejected
         self.cleared = False
+        # When the database last confirmed this content (its last_activity_at, ms): set by the
+        # read cache for a cookie it holds (``cached``), or by an RPC that returned the session.
+        self.seen_ms = seen_ms
+        self.cached = seen_ms is not None
         # What the cookie held when the request arrived (None: the cookie must be written).
         # Kept as JSON too: a handler that changes a nested value in place is still seen.
         self._loaded: CookieUser | None = None if (is_new or reseal) else user
@@ -92,6 +98,11 @@ class SessionState:
     @property
     def session_id(self) -> uuid.UUID:
         return self.user.sessionId
+
+    @property
+    def loaded(self) -> CookieUser | None:
+        """The cookie's content as it arrived (None for a new session or one to reseal)."""
+        return self._loaded
 
     @property
     def changed(self) -> bool:
@@ -114,6 +125,8 @@ class SessionState:
         self.user = new_user()
         self.is_new = True
         self.rejected = reason
+        self.seen_ms = None
+        self.cached = False
         self._loaded = None
         self._loaded_json = ""
 

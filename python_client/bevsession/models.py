@@ -43,6 +43,7 @@ __all__ = [
     "MAX_QUESTION_CHARS",
     "MAX_SIGNALS_PER_TURN",
     "MAX_SIGNAL_TEXT_CHARS",
+    "MAX_TOUCH_BATCH",
     "MIN_RETENTION_MS",
     "SCORE_NAMES",
     "VECTOR_NAMES",
@@ -72,6 +73,7 @@ __all__ = [
     "SessionStats",
     "SignalRecord",
     "SignalResult",
+    "TouchResult",
 ]
 
 # --- limits: the numbers of bevsession.max_*() in 20261124200000_session_schema.sql --------------
@@ -86,6 +88,7 @@ MAX_ESTIMATED_READ_TIME_CHARS: Final = 20
 MAX_BROCHURE_ID_CHARS: Final = 200
 MIN_RETENTION_MS: Final = 86_400_000  # bevsession.min_retention_ms(): purge_sessions' shortest age
 MAX_PURGE_BATCH: Final = 100_000  # bevsession.max_purge_batch()
+MAX_TOUCH_BATCH: Final = 10_000  # bevsession.max_touch_batch(): ids per touch_sessions call
 
 ScoreName = Literal[
     "sales_focus_score", "marketing_focus_score", "operations_focus_score",
@@ -383,6 +386,13 @@ class PurgeResult(_Result):
     cutoff: Millis
     deleted: PurgeCounts
     more: bool
+
+
+class TouchResult(_Result):
+    """``touch_sessions``: how many sessions were touched, and the ids whose copy is stale."""
+
+    touched: int = Field(ge=0)
+    stale: list[UUID] = Field(default_factory=list)
 
 
 # --- inputs --------------------------------------------------------------------------------------

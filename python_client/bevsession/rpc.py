@@ -70,6 +70,7 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
         RpcFunction("admin_session_stats", read_only=True, admin=True),
         RpcFunction("register_seal_keys", ("p_fingerprints",), admin=True),
         RpcFunction("purge_sessions", ("p_older_than_ms", "p_batch"), admin=True),
+        RpcFunction("touch_sessions", ("p_session_ids", "p_seen_ms"), admin=True),
     )
 }
 

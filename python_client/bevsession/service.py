@@ -35,6 +35,7 @@ from .models import (
     MAX_MESSAGE_CHARS,
     MAX_PURGE_BATCH,
     MAX_SIGNALS_PER_TURN,
+    MAX_TOUCH_BATCH,
     MIN_RETENTION_MS,
     ChatTurnBegin,
     ChatTurnFinish,
@@ -52,6 +53,7 @@ from .models import (
     SessionSnapshot,
     SessionStats,
     SignalResult,
+    TouchResult,
 )
 from .transports.base import Identity, Service, Transport, Visitor
 
@@ -307,6 +309,23 @@ class SessionService:
             raise InvalidInput(f"p_batch: must be between 1 and {MAX_PURGE_BATCH}", code="22023")
         args = {"p_older_than_ms": older_than_ms, "p_batch": batch}
         return await self.call(Service(), "purge_sessions", args, PurgeResult)
+
+    async def touch_sessions(self, seen_ms: Mapping[UUID, int]) -> TouchResult:
+        """Batched activity (``service_role``) for reads an edge worker answered from cookies the
+        database confirmed: *seen_ms* maps each session id to the ``last_activity_at`` (ms) the
+        database returned when it confirmed it. Live, unchanged sessions are touched; the result
+        lists the ids whose copy is stale (gone, revoked, expired, busy or changed since).
+        """
+        if len(seen_ms) > MAX_TOUCH_BATCH:
+            raise InvalidInput(
+                f"p_session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023"
+            )
+        ids = [_session_uuid(sid) for sid in seen_ms]
+        stamps = list(seen_ms.values())
+        if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
+            raise InvalidInput("p_seen_ms: must be integers (ms)", code="22023")
+        args = {"p_session_ids": [str(sid) for sid in ids], "p_seen_ms": stamps}
+        return await self.call(Service(), "touch_sessions", args, TouchResult)
 
     async def ping(self) -> None:
         """Raise ``DatabaseUnavailable`` unless the database answers."""

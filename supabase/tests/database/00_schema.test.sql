@@ -4,7 +4,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = extensions, public;
 
-select plan(107);
+select plan(111);
 
 -- ---------------------------------------------------------------------------------------------
 -- Schemas and tables
@@ -88,8 +88,8 @@ select functions_are('public', array[
     'get_session', 'update_persona', 'record_persona_signal', 'add_conversation_message',
     'get_conversation_history', 'clear_session', 'forget_session', 'begin_chat_turn',
     'finish_chat_turn', 'admin_session_stats', 'get_session_policy', 'register_seal_keys',
-    'purge_sessions'],
-    'public holds exactly the thirteen RPC functions');
+    'purge_sessions', 'touch_sessions'],
+    'public holds exactly the fourteen RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
           'every public function is security invoker');
@@ -105,7 +105,7 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           array['bevsession.current_session_id()'],
           'the only security definer function is bevsession.current_session_id()');
 
--- execute grants: 13 functions x 4 roles
+-- execute grants: 14 functions x 4 roles
 select is(has_function_privilege(r.role, f.sig, 'execute'), r.role = 'service_role' or (f.visitor and r.role = 'session_visitor'),
           format('%s %s execute %s', r.role, case when r.role = 'service_role' or (f.visitor and r.role = 'session_visitor') then 'may' else 'may not' end, f.sig))
 from (values
@@ -121,7 +121,8 @@ from (values
         ('public.admin_session_stats()', false),
         ('public.get_session_policy()', true),
         ('public.register_seal_keys(jsonb)', false),
-        ('public.purge_sessions(bigint,integer)', false)
+        ('public.purge_sessions(bigint,integer)', false),
+        ('public.touch_sessions(uuid[],bigint[])', false)
      ) as f(sig, visitor)
 cross join (values ('anon'), ('authenticated'), ('session_visitor'), ('service_role')) as r(role)
 order by f.sig, r.role;

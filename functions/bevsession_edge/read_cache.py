@@ -1,0 +1,216 @@
+"""Reads answered from cookies the database confirmed: each worker's read cache.
+
+Why: a visitor's browser sends the same sealed cookie on every request until the server
+reseals it, and a page that polls ``GET /api/session`` would otherwise pay one unseal and one
+RPC per request — the database, not this worker, would set the pace of every read. So a
+worker remembers, for a short while (``SESSION_READ_CACHE_SECONDS``), the cookies whose
+content the database has just confirmed (an RPC returned that session), and answers a repeated
+read of one of them from memory: no unseal, no round trip.
+
+The database still sees every read, batched: the ids read since the last flush go to
+``public.touch_sessions`` once per ``SESSION_TOUCH_FLUSH_SECONDS`` (one call per worker, not
+one per request). That call moves ``last_activity_at`` forward and answers which copies are
+stale — the session is gone, revoked, expired, being written, or changed since the check —
+and those are dropped, so the next read of them is a full ``get_session`` again. A revocation
+made elsewhere therefore reaches this worker within one flush interval; one made here (clear,
+forget, a refused session) is dropped at once. Writes never use the cache.
+
+If a flush fails, revocations cannot be learned: every copy is dropped and reads go back to
+one RPC each (and to the cookie alone while the database is away, as before).
+
+Keys are the exact sealed strings, inserted only after the seal opened or was made here, so an
+entry can never answer for a cookie that would not open; the seal's own expiration is kept and
+checked on every hit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from uuid import UUID
+
+from aiohttp import web
+
+from bevsession.errors import SessionError
+from bevsession.models import MAX_TOUCH_BATCH
+from bevsession.service import SessionService
+
+from .keys import SERVICE, SETTINGS
+from .session_cookie import CookieUser, now_ms
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "READ_CACHE",
+    "READ_CACHE_COUNTERS",
+    "Confirmed",
+    "ReadCache",
+    "read_cache_of",
+    "touch_flusher",
+]
+
+
+# What /healthz reports (besides maxAgeSeconds): two sizes, then counters since start.
+READ_CACHE_COUNTERS = (
+    "entries", "pending", "hits", "misses", "flushes", "touched", "stale", "flushFailures"
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """A cookie whose content the database confirmed, and when (its ``last_activity_at``, ms)."""
+
+    user: CookieUser
+    seen_ms: int
+    until: float  # time.monotonic() after which the cookie must be checked again
+    seal_expires_ms: int | None  # the seal's own expiration (None: sealed without one)
+
+
+def seal_expiration_ms(sealed: str) -> int | None:
+    """The expiration field of an iron seal (ms), or None when it has none or is unreadable."""
+    parts = sealed.split("*", 6)
+    field = parts[5] if len(parts) == 7 else ""
+    return int(field) if field.isascii() and field.isdigit() and len(field) < 20 else None
+
+
+class ReadCache:
+    """Confirmed cookies of this worker, and the reads not yet reported to the database."""
+
+    __slots__ = ("_by_seal", "_by_session", "_pending", "max_age", "max_entries", "stats")
+
+    def __init__(self, max_age: float, max_entries: int) -> None:
+        self.max_age = max_age
+        self.max_entries = max_entries
+        self._by_seal: dict[str, Confirmed] = {}
+        self._by_session: dict[UUID, set[str]] = {}
+        self._pending: dict[UUID, int] = {}
+        self.stats: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._by_seal)
+
+    # --- lookups ---------------------------------------------------------------------------
+    def lookup(self, sealed: str) -> Confirmed | None:
+        """The confirmed content of *sealed*, if it is still fresh and the seal not expired."""
+        entry = self._by_seal.get(sealed)
+        if entry is None:
+            self.stats["misses"] += 1
+            return None
+        if time.monotonic() >= entry.until or (
+            entry.seal_expires_ms is not None and now_ms() >= entry.seal_expires_ms
+        ):
+            self._drop(sealed, entry.user.sessionId)
+            self.stats["misses"] += 1
+            return None
+        self.stats["hits"] += 1
+        return entry
+
+    def confirm(self, sealed: str, user: CookieUser, seen_ms: int) -> None:
+        """Remember that the database confirmed *user*, the content of *sealed*, at *seen_ms*."""
+        if sealed in self._by_seal:
+            self._drop(sealed, self._by_seal[sealed].user.sessionId)
+        while len(self._by_seal) >= self.max_entries:  # oldest first (dicts keep insertion order)
+            oldest = next(iter(self._by_seal))
+            self._drop(oldest, self._by_seal[oldest].user.sessionId)
+        entry = Confirmed(
+            user, seen_ms, time.monotonic() + self.max_age, seal_expiration_ms(sealed)
+        )
+        self._by_seal[sealed] = entry
+        self._by_session.setdefault(user.sessionId, set()).add(sealed)
+
+    def read(self, session_id: UUID, seen_ms: int) -> None:
+        """A read answered from a copy confirmed at *seen_ms*: report it with the next flush."""
+        seen = self._pending.get(session_id)
+        if seen is None or seen_ms < seen:  # the oldest check decides
+            self._pending[session_id] = seen_ms
+
+    # --- invalidation ----------------------------------------------------------------------
+    def forget(self, session_id: UUID) -> None:
+        """Drop every copy of one session (revoked, cleared, refused or changed)."""
+        for sealed in self._by_session.pop(session_id, ()):
+            self._by_seal.pop(sealed, None)
+        self._pending.pop(session_id, None)
+
+    def clear(self) -> None:
+        """Drop every copy (a flush failed: revocations can no longer be learned)."""
+        self._by_seal.clear()
+        self._by_session.clear()
+
+    def _drop(self, sealed: str, session_id: UUID) -> None:
+        self._by_seal.pop(sealed, None)
+        seals = self._by_session.get(session_id)
+        if seals is not None:
+            seals.discard(sealed)
+            if not seals:
+                del self._by_session[session_id]
+
+    # --- the batched touch -----------------------------------------------------------------
+    async def flush(self, service: SessionService) -> None:
+        """Report the reads since the last flush; drop what the database calls stale."""
+        while self._pending:
+            batch = dict(list(self._pending.items())[:MAX_TOUCH_BATCH])
+            for session_id in batch:
+                del self._pending[session_id]
+            try:
+                result = await service.touch_sessions(batch)
+            except SessionError as exc:
+                self.stats["flushFailures"] += 1
+                self.clear()  # cannot learn revocations: every read asks the database again
+                for session_id, seen in batch.items():  # keep the activity for the next flush
+                    self._pending.setdefault(session_id, seen)
+                log.warning("read cache flush failed (%s); dropped every cached cookie", exc)
+                return
+            self.stats["flushes"] += 1
+            self.stats["touched"] += result.touched
+            self.stats["stale"] += len(result.stale)
+            for session_id in result.stale:
+                self.forget(session_id)
+
+    def snapshot(self) -> dict[str, int | float]:
+        """``/healthz``'s ``readCache``: the sizes and :data:`READ_CACHE_COUNTERS`."""
+        figures: dict[str, int | float] = {"maxAgeSeconds": self.max_age}
+        sizes = {"entries": len(self._by_seal), "pending": len(self._pending)}
+        for name in READ_CACHE_COUNTERS:
+            figures[name] = sizes[name] if name in sizes else self.stats[name]
+        return figures
+
+
+READ_CACHE = web.AppKey("read_cache", ReadCache)
+
+
+def read_cache_of(app: web.Application) -> ReadCache | None:
+    """This worker's read cache, or None when ``SESSION_READ_CACHE_SECONDS`` is 0."""
+    return app.get(READ_CACHE, None)
+
+
+async def touch_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: flush every ``SESSION_TOUCH_FLUSH_SECONDS`` while the app runs, and once
+    more on shutdown (registered after the database context, so it stops first)."""
+    cache = read_cache_of(app)
+    if cache is None:
+        yield
+        return
+    service, interval = app[SERVICE], app[SETTINGS].session_touch_flush_seconds
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await cache.flush(service)
+            except Exception:  # never let the flusher die: the next interval tries again
+                log.exception("read cache flush raised")
+
+    task = asyncio.create_task(loop(), name="bevsession-touch-flusher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(cache.flush(service), timeout=max(interval, 1.0))

@@ -1,0 +1,327 @@
+"""The edge worker's read cache (functions/bevsession_edge/read_cache.py) on a real database.
+
+The contract under test: a repeated read of a cookie the database confirmed is answered from
+memory (``X-Session-Source: cache``) and still reaches the database within one flush interval
+(activity moves, revocations, expiries and changes made elsewhere are learned); anything done
+through this worker (chat, clear, forget) takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bevsession.local_postgres import LocalPostgres
+from bevsession.service import SessionService
+from bevsession.transports.postgres import PostgresTransport
+from bevsession_edge.app import create_app
+from bevsession_edge.config import load_settings
+from bevsession_edge.read_cache import ReadCache, seal_expiration_ms
+from bevsession_edge.session_cookie import new_user
+from conftest import create_database, drop_database
+from e2e_server import PASSWORD
+
+COOKIE = "bevgenie_session"
+FLUSH = 0.1  # seconds: short, so a test waits for a flush in well under a second
+
+
+class Client:
+    """A visitor of an in-process app, sending exactly the cookie each call names."""
+
+    def __init__(self, http: TestClient[Any, Any]) -> None:
+        self.http = http
+
+    async def get(self, path: str, cookie: str | None) -> tuple[int, dict[str, Any], Any]:
+        headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+        async with self.http.get(path, headers=headers) as resp:
+            return resp.status, await resp.json(), resp
+
+    async def session(self, cookie: str | None) -> tuple[dict[str, Any], str | None, str | None]:
+        """The summary, the new cookie (if one was set) and where the answer came from."""
+        status, body, resp = await self.get("/api/session", cookie)
+        assert status == 200, body
+        morsel = resp.cookies.get(COOKIE)
+        return body, (morsel.value if morsel else None), resp.headers.get("X-Session-Source")
+
+    async def health(self) -> dict[str, Any]:
+        status, body, _ = await self.get("/healthz", None)
+        assert status == 200
+        return body
+
+
+@contextlib.asynccontextmanager
+async def running(pg: LocalPostgres, db_name: str, **overrides: Any) -> AsyncIterator[Client]:
+    options: dict[str, Any] = {
+        "session_password": PASSWORD,
+        "database_url": pg.dsn(db_name, user="authenticator"),
+        "session_touch_flush_seconds": FLUSH,
+    }
+    settings = load_settings(**(options | overrides))
+    transport = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
+    server = TestServer(create_app(settings, transport=transport), host="127.0.0.1")
+    try:
+        async with TestClient(server, cookie_jar=aiohttp.DummyCookieJar()) as http:
+            yield Client(http)
+    finally:
+        await transport.close()
+
+
+@pytest.fixture
+async def client(pg: LocalPostgres, db_name: str) -> AsyncIterator[Client]:
+    async with running(pg, db_name) as c:
+        yield c
+
+
+@pytest.fixture
+async def service(pg: LocalPostgres, db_name: str) -> AsyncIterator[SessionService]:
+    """Another writer of the same database (an admin, another worker, another service)."""
+    transport = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
+    try:
+        yield SessionService(transport)
+    finally:
+        await transport.close()
+
+
+async def confirmed_cookie(client: Client) -> tuple[str, str]:
+    """A new session's cookie, confirmed by the database (the worker now holds it)."""
+    body, cookie, source = await client.session(None)
+    assert cookie is not None and source is None
+    return body["sessionId"], cookie
+
+
+async def settled_cookie(client: Client) -> tuple[str, str]:
+    """A confirmed cookie of a session created over a second ago, held by the worker.
+
+    A session checked within ``touch_change_margin`` of its creation is reported stale by the
+    first flush (its persona row is "just changed"), so it is read once more: that is the check
+    this cookie is now held under.
+    """
+    sid, cookie = await confirmed_cookie(client)
+    await asyncio.sleep(1.2)
+
+    async def rechecked() -> bool:
+        _, _, source = await client.session(cookie)
+        return source is None
+
+    assert await until(rechecked), "the first flush must drop a copy checked at creation"
+    assert await client_hit(client, cookie)
+    return sid, cookie
+
+
+async def until(check: Any, limit: float = 5.0) -> Any:
+    """Poll *check* (async, returns a truthy value when done) for at most *limit* seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(FLUSH / 2)
+
+
+async def last_activity(owner: asyncpg.Connection, sid: str) -> float:
+    value = await owner.fetchval(
+        "select extract(epoch from last_activity_at) from bevsession.sessions where id = $1",
+        uuid.UUID(sid),
+    )
+    return float(value)
+
+
+# --- reads -------------------------------------------------------------------------------------
+async def test_a_repeated_read_is_answered_from_the_cache(client: Client) -> None:
+    sid, cookie = await confirmed_cookie(client)
+    for _ in range(3):
+        body, new_cookie, source = await client.session(cookie)
+        assert source == "cache" and body["sessionId"] == sid
+        assert new_cookie is None, "a read of an unchanged session writes no cookie"
+    stats = (await client.health())["readCache"]
+    assert stats["hits"] == 3 and stats["entries"] == 1, stats
+
+
+async def test_cached_reads_still_touch_the_database(
+    client: Client, owner: asyncpg.Connection
+) -> None:
+    sid, cookie = await settled_cookie(client)
+    await owner.execute(
+        "update bevsession.sessions set last_activity_at = now() - interval '10 minutes'"
+        " where id = $1",
+        uuid.UUID(sid),
+    )
+    before = await last_activity(owner, sid)
+    _, _, source = await client.session(cookie)
+    assert source == "cache"
+
+    async def moved() -> bool:
+        return await last_activity(owner, sid) > before + 500
+
+    ok = await until(moved)
+    stats = (await client.health())["readCache"]
+    assert ok, f"the batched touch must move last_activity_at {stats}"
+    assert stats["flushes"] >= 1 and stats["touched"] >= 1, stats
+
+
+async def client_hit(client: Client, cookie: str) -> bool:
+    _, _, source = await client.session(cookie)
+    return source == "cache"
+
+
+async def test_a_revocation_elsewhere_reaches_the_worker_within_a_flush(
+    client: Client, service: SessionService
+) -> None:
+    sid, cookie = await confirmed_cookie(client)
+    assert await client_hit(client, cookie)
+    await service.clear_session(sid)  # an admin, or another worker
+
+    async def refused() -> bool:
+        body, new_cookie, _ = await client.session(cookie)
+        return body["sessionId"] != sid and new_cookie is not None
+
+    assert await until(refused, limit=2.0), "the revoked session must be refused"
+    health = await client.health()
+    assert health["cookieRejections"].get("revoked") == 1, health
+    assert health["readCache"]["stale"] >= 1, health
+
+
+async def test_an_expiry_in_the_database_reaches_the_worker_within_a_flush(
+    client: Client, owner: asyncpg.Connection
+) -> None:
+    sid, cookie = await confirmed_cookie(client)
+    assert await client_hit(client, cookie)
+    await owner.execute(
+        "update bevsession.sessions set last_activity_at = now() - interval '3 hours'"
+        " where id = $1",
+        uuid.UUID(sid),
+    )  # past the 2 hour idle timeout, by the database's clock only
+
+    async def refused() -> bool:
+        body, _, _ = await client.session(cookie)
+        return body["sessionId"] != sid
+
+    assert await until(refused, limit=2.0)
+    assert (await client.health())["cookieRejections"].get("expired_in_database") == 1
+
+
+async def test_a_change_elsewhere_is_read_again(client: Client, service: SessionService) -> None:
+    sid, cookie = await settled_cookie(client)
+    await service.update_persona(sid, {"craft_score": 0.7, "current_mode": "returning"})
+
+    async def seen() -> bool:
+        body, _, source = await client.session(cookie)
+        return source is None and body["currentMode"] == "returning"
+
+    assert await until(seen, limit=2.0), "the change must be read from the database"
+
+
+async def test_a_chat_turn_here_supersedes_every_cached_copy(client: Client) -> None:
+    sid, cookie = await confirmed_cookie(client)
+    assert await client_hit(client, cookie)
+    async with client.http.post(
+        "/api/chat",
+        json={"message": "We run a craft brewery."},
+        headers={"Cookie": f"{COOKIE}={cookie}"},
+    ) as resp:
+        assert resp.status == 200
+    body, _, source = await client.session(cookie)  # the OLD cookie, at once
+    assert source is None and body["sessionId"] == sid and body["messageCount"] == 2
+
+
+async def test_clear_here_refuses_the_old_cookie_at_once(client: Client) -> None:
+    sid, cookie = await confirmed_cookie(client)
+    assert await client_hit(client, cookie)
+    async with client.http.delete("/api/session", headers={"Cookie": f"{COOKIE}={cookie}"}) as r:
+        assert r.status == 200
+    body, new_cookie, source = await client.session(cookie)
+    assert body["sessionId"] != sid and new_cookie is not None and source is None
+
+
+async def test_disabled_every_read_asks_the_database(pg: LocalPostgres, db_name: str) -> None:
+    async with running(pg, db_name, session_read_cache_seconds=0) as client:
+        _, cookie = await confirmed_cookie(client)
+        for _ in range(3):
+            _, _, source = await client.session(cookie)
+            assert source is None
+        assert "readCache" not in await client.health()
+
+
+async def test_pending_reads_are_flushed_on_shutdown(
+    pg: LocalPostgres, db_name: str, owner: asyncpg.Connection
+) -> None:
+    async with running(pg, db_name, session_touch_flush_seconds=60) as client:
+        sid, cookie = await confirmed_cookie(client)
+        await owner.execute(
+            "update bevsession.sessions set created_at = created_at - interval '1 minute',"
+            " last_activity_at = now() - interval '10 minutes' where id = $1",
+            uuid.UUID(sid),
+        )
+        await owner.execute(
+            "update bevsession.personas set last_updated = last_updated - interval '1 minute'"
+            " where session_id = $1",
+            uuid.UUID(sid),
+        )
+        _, _, source = await client.session(cookie)
+        assert source == "cache"
+        before = await last_activity(owner, sid)
+    assert await last_activity(owner, sid) > before + 500, "shutdown must flush pending reads"
+
+
+# --- the cache itself ----------------------------------------------------------------------------
+def test_entries_are_bounded_oldest_first() -> None:
+    cache = ReadCache(max_age=60, max_entries=3)
+    users = [new_user() for _ in range(5)]
+    for i, user in enumerate(users):
+        cache.confirm(f"seal-{i}", user, seen_ms=1)
+    assert len(cache) == 3
+    assert cache.lookup("seal-0") is None and cache.lookup("seal-1") is None
+    assert cache.lookup("seal-4") is not None
+
+
+def test_an_entry_lives_no_longer_than_its_seal_or_max_age() -> None:
+    cache = ReadCache(max_age=60, max_entries=10)
+    past = int(time.time() * 1000) - 1
+    expired_seal = f"Fe26.2*1*salt*iv*ct*{past}*salt*mac~2"
+    assert seal_expiration_ms(expired_seal) == past
+    cache.confirm(expired_seal, new_user(), seen_ms=1)
+    assert cache.lookup(expired_seal) is None
+    short = ReadCache(max_age=0.01, max_entries=10)
+    short.confirm("seal", new_user(), seen_ms=1)
+    time.sleep(0.02)
+    assert short.lookup("seal") is None
+
+
+def test_forget_drops_every_copy_of_a_session() -> None:
+    cache = ReadCache(max_age=60, max_entries=10)
+    user, other = new_user(), new_user()
+    cache.confirm("a", user, seen_ms=1)
+    cache.confirm("b", user, seen_ms=2)
+    cache.confirm("c", other, seen_ms=3)
+    cache.read(user.sessionId, 2)
+    cache.read(user.sessionId, 1)  # the oldest check is what gets reported
+    cache.forget(user.sessionId)
+    assert cache.lookup("a") is None and cache.lookup("b") is None
+    assert cache.lookup("c") is not None
+
+
+async def test_a_failed_flush_drops_every_copy_and_keeps_the_reads(pg: LocalPostgres) -> None:
+    name = await create_database(pg)
+    transport = await PostgresTransport.connect(pg.dsn(name, user="authenticator"))
+    try:
+        cache = ReadCache(max_age=60, max_entries=10)
+        user = new_user()
+        cache.confirm("seal", user, seen_ms=1)
+        cache.read(user.sessionId, 1)
+        await drop_database(pg, name)  # the database goes away under the worker
+        await cache.flush(SessionService(transport))
+        assert cache.lookup("seal") is None, "no revocations can be learned: drop every copy"
+        assert cache.stats["flushFailures"] == 1
+        assert cache.snapshot()["pending"] == 1, "the activity waits for the next flush"
+    finally:
+        await transport.close()
+        await drop_database(pg, name)
