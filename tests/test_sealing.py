@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import pickle
 import re
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -428,15 +431,20 @@ def test_suffix_is_required_and_exact() -> None:
     assert reason(sealer, Forge(PW, prefix="fe26.2").seal()) is SealReason.MALFORMED
 
 
+def replace_part(seal_parts: list[str], index: int, value: str) -> str:
+    """The seal made of *seal_parts* with part *index* replaced (and the ``~2`` suffix)."""
+    changed = list(seal_parts)
+    changed[index] = value
+    return "*".join(changed) + "~2"
+
+
 def test_bad_mac_variants() -> None:
     sealer = Sealer(PW)
     good = sealer.seal({"x": 1})
     p = parts(good)
 
     def with_part(i: int, value: str) -> str:
-        q = list(p)
-        q[i] = value
-        return "*".join(q) + "~2"
+        return replace_part(p, i, value)
 
     flipped = p[7][:5] + ("A" if p[7][5] != "A" else "B") + p[7][6:]
     cases = [
@@ -535,3 +543,206 @@ def test_seal_error_is_one_small_exception() -> None:
         "bad_mac",
         "bad_payload",
     }
+
+
+# --- derived-key cache ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def derivations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every PBKDF2 derivation from here on, by salt."""
+    calls: list[str] = []
+    real = sealing._key
+
+    def counting(password: Any, salt: str) -> bytes:
+        calls.append(salt)
+        return real(password, salt)
+
+    monkeypatch.setattr(sealing, "_key", counting)
+    return calls
+
+
+def test_key_cache_hit_gives_identical_results(derivations: list[str]) -> None:
+    data = {"user": {"id": "abc", "n": [1, 2.5, None]}, "note": "Grüße 🍷"}
+    sealed = Sealer(PW).seal(data)
+    sealer, uncached = Sealer(PW), Sealer(PW, key_cache_size=0)
+    derivations.clear()
+    assert sealer.unseal(sealed) == data
+    assert len(derivations) == 2 and sealer.key_cache_len == 1
+    for _ in range(3):
+        assert sealer.unseal(sealed) == data
+    assert len(derivations) == 2  # the hits derived nothing
+    assert uncached.unseal(sealed) == sealer.unseal(sealed) == data
+    assert sealer.unseal(KAT_TTL0) == KAT_TTL0_DATA  # known answer, cold and warm
+    assert sealer.unseal(KAT_TTL0) == KAT_TTL0_DATA
+
+
+def test_seal_seeds_the_cache_with_the_seal_it_made(derivations: list[str]) -> None:
+    sealer = Sealer(PW)
+    sealed = sealer.seal({"x": 1})
+    assert sealer.key_cache_len == 1
+    derivations.clear()
+    assert sealer.unseal(sealed) == {"x": 1}
+    assert derivations == []
+    assert Sealer(PW, key_cache_size=0).unseal(sealed) == {"x": 1}
+
+
+def test_cached_keys_never_skip_the_mac(frozen_now: int) -> None:
+    sealer = Sealer(PW)
+    good = Forge(PW, plaintext=b'{"a":1}').seal()
+    assert sealer.unseal(good) == {"a": 1}
+    assert sealer.key_cache_len == 1
+    p = parts(good)
+
+    def with_part(i: int, value: str) -> str:
+        return replace_part(p, i, value)
+
+    flipped = p[7][:5] + ("A" if p[7][5] != "A" else "B") + p[7][6:]
+    same_salts = [
+        with_part(7, flipped),
+        with_part(7, p[7][:-1] + "B"),  # non-canonical last character
+        with_part(4, p[4][::-1]),
+        with_part(3, p[3][::-1]),
+        with_part(5, str(NOW + 3_600_000)),
+        Forge(PW, plaintext=b'{"a":2}', mac="A" * 43).seal(),
+        Forge(PW, plaintext=b'{"a":2}', mac_password=PW2).seal(),  # right key, wrong MAC key
+        Forge(PW2, plaintext=b'{"a":2}').seal(),  # another password under the same id
+    ]
+    for bad in same_salts:
+        assert parts(bad)[2] == p[2] and parts(bad)[6] == p[6]
+        assert reason(sealer, bad) is SealReason.BAD_MAC, bad
+    assert sealer.key_cache_len == 1
+    assert sealer.unseal(good) == {"a": 1}
+
+
+def test_cache_never_lends_keys_across_passwords() -> None:
+    # Two sealers with different passwords under the same id, seals with the same salts: each
+    # sealer's cache holds its own keys, so neither opens the other's seal.
+    ours, theirs = Sealer(PW), Sealer(PW2)
+    mine, other = Forge(PW, plaintext=b"[1]").seal(), Forge(PW2, plaintext=b"[2]").seal()
+    assert parts(mine)[2] == parts(other)[2] and parts(mine)[6] == parts(other)[6]
+    for _ in range(2):  # cold, then warm
+        assert ours.unseal(mine) == [1] and theirs.unseal(other) == [2]
+        assert reason(ours, other) is SealReason.BAD_MAC
+        assert reason(theirs, mine) is SealReason.BAD_MAC
+    # One sealer, two ids: the id is part of the cache key, so id "1"'s keys never open id "2".
+    rotating = Sealer({"1": PW, "2": PW2})
+    under_2 = Forge(PW2, id="2", plaintext=b"[2]").seal()
+    under_1 = Forge(PW, id="1", plaintext=b"[1]").seal()
+    assert rotating.unseal(under_2) == [2]
+    assert rotating.unseal(under_1) == [1]
+    assert rotating.key_cache_len == 2
+    assert rotating.unseal(under_2) == [2] and rotating.unseal(under_1) == [1]
+    assert reason(rotating, Forge(PW, id="2").seal()) is SealReason.BAD_MAC
+    assert reason(rotating, Forge(PW2, id="1").seal()) is SealReason.BAD_MAC
+    # An empty id is "default": the same password, whichever spelling the seal carries.
+    default = Sealer({"1": PW2, "default": PW})
+    assert default.unseal(Forge(PW, id="", plaintext=b"[3]").seal()) == [3]
+    assert default.unseal(Forge(PW, id="default", plaintext=b"[3]").seal()) == [3]
+    assert reason(default, Forge(PW2, id="").seal()) is SealReason.BAD_MAC
+
+
+def test_key_cache_is_bounded_and_evicts_the_least_recently_used(derivations: list[str]) -> None:
+    maker = Sealer(PW, key_cache_size=0)
+    seals = [maker.seal({"i": i}) for i in range(24)]
+    sealer = Sealer(PW, key_cache_size=8)
+    for i, sealed in enumerate(seals):  # 3x the bound
+        assert sealer.unseal(sealed) == {"i": i}
+        assert sealer.key_cache_len == min(i + 1, 8)
+    derivations.clear()
+    for sealed in seals[-8:]:
+        sealer.unseal(sealed)
+    assert derivations == []  # the newest 8 are remembered
+    sealer.unseal(seals[-8])  # now the most recently used of the 8
+    sealer.unseal(seals[0])  # evicts the least recently used: seals[-7]
+    assert len(derivations) == 2 and sealer.key_cache_len == 8
+    derivations.clear()
+    sealer.unseal(seals[-8])
+    assert derivations == []
+    sealer.unseal(seals[-7])
+    assert len(derivations) == 2
+    for _ in range(3):  # sealing seeds the cache, within the same bound
+        sealer.seal({"x": 1})
+    assert sealer.key_cache_len == 8
+
+
+def test_key_cache_size_zero_disables_it(derivations: list[str]) -> None:
+    sealer = Sealer(PW, key_cache_size=0)
+    sealed = sealer.seal({"x": 1})
+    for _ in range(3):
+        assert sealer.unseal(sealed) == {"x": 1}
+    assert sealer.key_cache_len == 0
+    assert len(derivations) == 2 + 3 * 2
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, True, "4096", None])
+def test_bad_key_cache_size(size: Any) -> None:
+    with pytest.raises(SealConfigError):
+        Sealer(PW, key_cache_size=size)
+
+
+def test_refused_seals_never_enter_the_cache(frozen_now: int) -> None:
+    sealer = Sealer(PW)
+    refused = [
+        Forge(PW, enc_salt=f"{i:064x}", mac_salt=f"{i + 1:064x}", mac="A" * 43).seal()
+        for i in range(50)
+    ]
+    refused += [Forge(PW2, enc_salt=f"{i:064x}", mac_salt=f"{i:064x}").seal() for i in range(50)]
+    refused += [
+        Forge(PW, id="9").seal(),
+        Forge(PW, expiration=str(NOW - 3_600_000)).seal(),
+        Forge(PW, prefix="Fe26.1").seal(),
+        "nope",
+    ]
+    for bad in refused:
+        with pytest.raises(SealError):
+            sealer.unseal(bad)
+    assert sealer.key_cache_len == 0
+    # A seal whose MAC verifies is remembered, even when its content is then refused: only a
+    # holder of the password can make one.
+    assert reason(sealer, Forge(PW, plaintext=b"nope").seal()) is SealReason.BAD_PAYLOAD
+    assert sealer.key_cache_len == 1
+
+
+def test_key_cache_under_threads() -> None:
+    maker = Sealer(PW, key_cache_size=0)
+    seals = [(maker.seal({"i": i}), {"i": i}) for i in range(64)]
+    sealer = Sealer(PW, key_cache_size=16)
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for n in range(400):
+                sealed, data = seals[(n * 7 + offset) % len(seals)]
+                assert sealer.unseal(sealed) == data
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sealer.key_cache_len <= 16 + len(threads)  # a race may overshoot by one per thread
+
+
+@pytest.mark.parametrize("length", [0, 1, 55, 56, 63, 64, 65, 450, 3000])
+def test_prepared_hmac_equals_the_standard_one(length: int) -> None:
+    data = (bytes(range(256)) * (length // 256 + 1))[:length]
+    for key in (b"", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))):
+        for name, new in (("sha1", hashlib.sha1), ("sha256", hashlib.sha256)):
+            prepared = sealing._hmac_key(key, new)
+            assert sealing._hmac(prepared, data) == hmac.digest(key, data, name)
+            assert sealing._hmac(prepared, b"x") == hmac.digest(key, b"x", name)  # unchanged
+
+
+@pytest.mark.parametrize("password", [PW, PW2, "é" * 32, "x" * 63, "x" * 64, "x" * 65, "🍷" * 50])
+def test_key_derivation_equals_pbkdf2(password: str) -> None:
+    prepared = sealing._hmac_key(password.encode(), hashlib.sha1)
+    for salt in (MAC_SALT, ENC_SALT, "", "x", "\ud800", "é" * 100):
+        raw = salt.encode("utf-8", "surrogatepass")
+        expected = hashlib.pbkdf2_hmac("sha1", password.encode(), raw, 1, 32)
+        assert sealing._key(prepared, salt) == expected
+        mac_key = sealing._mac_key(prepared, salt)
+        assert sealing._hmac(mac_key, b"base") == hmac.digest(expected, b"base", "sha256")
