@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bevsession.local_postgres import LocalPostgres
@@ -25,6 +26,7 @@ from bevsession.service import SessionService
 from bevsession.transports.postgres import PostgresTransport
 from bevsession_edge.app import create_app
 from bevsession_edge.config import load_settings
+from bevsession_edge.middleware import session_of
 from bevsession_edge.read_cache import ReadCache, seal_expiration_ms
 from bevsession_edge.session_cookie import new_user
 from conftest import create_database, drop_database
@@ -58,6 +60,13 @@ class Client:
         return body
 
 
+async def change_in_place(request: web.Request) -> web.Response:
+    """A handler that changes a nested value of the session IN PLACE (no update call)."""
+    persona = session_of(request).user.persona
+    persona.setdefault("detection_vectors", {})["functional_role"] = "compliance"
+    return web.json_response({"ok": True})
+
+
 @contextlib.asynccontextmanager
 async def running(pg: LocalPostgres, db_name: str, **overrides: Any) -> AsyncIterator[Client]:
     options: dict[str, Any] = {
@@ -67,7 +76,9 @@ async def running(pg: LocalPostgres, db_name: str, **overrides: Any) -> AsyncIte
     }
     settings = load_settings(**(options | overrides))
     transport = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
-    server = TestServer(create_app(settings, transport=transport), host="127.0.0.1")
+    app = create_app(settings, transport=transport)
+    app.router.add_post("/api/test/nested", change_in_place)
+    server = TestServer(app, host="127.0.0.1")
     try:
         async with TestClient(server, cookie_jar=aiohttp.DummyCookieJar()) as http:
             yield Client(http)
@@ -218,6 +229,19 @@ async def test_a_change_elsewhere_is_read_again(client: Client, service: Session
         return source is None and body["currentMode"] == "returning"
 
     assert await until(seen, limit=2.0), "the change must be read from the database"
+
+
+async def test_a_change_in_place_on_a_cached_copy_leaves_the_copy_alone(client: Client) -> None:
+    _, cookie = await confirmed_cookie(client)
+    assert await client_hit(client, cookie)
+    headers = {"Cookie": f"{COOKIE}={cookie}"}
+    async with client.http.post("/api/test/nested", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.cookies.get(COOKIE) is not None, "the in-place change is seen and sealed"
+    body, new_cookie, source = await client.session(cookie)  # the OLD cookie again
+    assert source == "cache" and new_cookie is None
+    vectors = body["persona"].get("detection_vectors", {})
+    assert vectors.get("functional_role") != "compliance", "the cached copy must not change"
 
 
 async def test_a_chat_turn_here_supersedes_every_cached_copy(client: Client) -> None:

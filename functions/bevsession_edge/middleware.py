@@ -96,8 +96,11 @@ def load_session(request: web.Request) -> SessionState:
         if reason is not None:
             count_rejection(app, reason)
         return SessionState(new_user(now), is_new=True, rejected=reason)
-    seen_ms = confirmed.seen_ms if confirmed is not None else None
-    state = SessionState(user, is_new=False, reseal=reseal, seen_ms=seen_ms)
+    if confirmed is not None:
+        return SessionState.from_confirmed(user, confirmed.fresh_user(now),
+                                           seen_ms=confirmed.seen_ms,
+                                           loaded_json=confirmed.content_json)  # fmt: skip
+    state = SessionState(user, is_new=False, reseal=reseal)
     state.update(lastActivityAt=now)
     return state
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import marshal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -41,7 +42,7 @@ from bevsession.models import MAX_TOUCH_BATCH
 from bevsession.service import SessionService
 
 from .keys import SERVICE, SETTINGS
-from .session_cookie import CookieUser, now_ms
+from .session_cookie import CookieUser, content_json, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,15 @@ class Confirmed:
     seen_ms: int
     until: float  # time.monotonic() after which the cookie must be checked again
     seal_expires_ms: int | None  # the seal's own expiration (None: sealed without one)
+    content_json: str  # session_cookie.content_json(user): what "did it change?" compares with
+    persona_blob: bytes  # the persona, marshalled (built here, never read from outside)
+
+    def fresh_user(self, now: int) -> CookieUser:
+        """The cookie's content for one request, active *now*. Its persona is a new dict (a
+        marshal copy: 2 µs, where a JSON copy costs 5 and deepcopy 10), so a handler that
+        changes it in place cannot change what the cache answers for this seal."""
+        persona = marshal.loads(self.persona_blob)  # noqa: S302 (our own bytes, made in confirm)
+        return self.user.model_copy(update={"persona": persona, "lastActivityAt": now})
 
 
 def seal_expiration_ms(sealed: str) -> int | None:
@@ -118,7 +128,12 @@ class ReadCache:
             oldest = next(iter(self._by_seal))
             self._drop(oldest, self._by_seal[oldest].user.sessionId)
         entry = Confirmed(
-            user, seen_ms, time.monotonic() + self.max_age, seal_expiration_ms(sealed)
+            user,
+            seen_ms,
+            time.monotonic() + self.max_age,
+            seal_expiration_ms(sealed),
+            content_json(user),
+            marshal.dumps(user.persona),
         )
         self._by_seal[sealed] = entry
         self._by_session.setdefault(user.sessionId, set()).add(sealed)
@@ -151,18 +166,22 @@ class ReadCache:
 
     # --- the batched touch -----------------------------------------------------------------
     async def flush(self, service: SessionService) -> None:
-        """Report the reads since the last flush; drop what the database calls stale."""
-        while self._pending:
-            batch = dict(list(self._pending.items())[:MAX_TOUCH_BATCH])
-            for session_id in batch:
-                del self._pending[session_id]
+        """Report the reads since the last flush; drop what the database calls stale.
+
+        Only the reads pending when it starts: reads that arrive while it waits go with the
+        next flush (one call per interval, however busy the worker is).
+        """
+        pending, self._pending = self._pending, {}
+        items = list(pending.items())
+        for start in range(0, len(items), MAX_TOUCH_BATCH):
+            batch = dict(items[start : start + MAX_TOUCH_BATCH])
             try:
                 result = await service.touch_sessions(batch)
             except SessionError as exc:
                 self.stats["flushFailures"] += 1
                 self.clear()  # cannot learn revocations: every read asks the database again
-                for session_id, seen in batch.items():  # keep the activity for the next flush
-                    self._pending.setdefault(session_id, seen)
+                for session_id, seen in items[start:]:  # keep the activity for the next flush
+                    self.read(session_id, seen)
                 log.warning("read cache flush failed (%s); dropped every cached cookie", exc)
                 return
             self.stats["flushes"] += 1

@@ -47,7 +47,7 @@ class CookieUser(BaseModel):
     persona: dict[str, Any] = Field(default_factory=dict)
 
 
-def _content_json(user: CookieUser) -> str:
+def content_json(user: CookieUser) -> str:
     """Everything but the activity stamp, serialised: the basis of "did it change?"."""
     return user.model_dump_json(exclude={"lastActivityAt"})
 
@@ -77,11 +77,13 @@ class SessionState:
     """
 
     __slots__ = (
-        "_loaded", "_loaded_json", "cached", "cleared", "is_new", "rejected", "seen_ms", "user"
+        "_as_loaded", "_loaded", "_loaded_json", "cached", "cleared", "is_new", "rejected",
+        "seen_ms", "user",
     )  # fmt: skip
 
     def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
-                 reseal: bool = False, seen_ms: int | None = None) -> None:  # fmt: skip
+                 reseal: bool = False, seen_ms: int | None = None,
+                 loaded_json: str | None = None) -> None:  # fmt: skip
         self.user = user
         self.is_new = is_new
         self.rejected = rejected
@@ -93,7 +95,25 @@ class SessionState:
         # What the cookie held when the request arrived (None: the cookie must be written).
         # Kept as JSON too: a handler that changes a nested value in place is still seen.
         self._loaded: CookieUser | None = None if (is_new or reseal) else user
-        self._loaded_json = _content_json(user) if self._loaded is not None else ""
+        # (``loaded_json``: the caller has it already, e.g. the read cache; it must be exactly
+        # ``content_json(user)``)
+        if self._loaded is None:
+            self._loaded_json = ""
+        else:
+            self._loaded_json = content_json(user) if loaded_json is None else loaded_json
+        # This request's own copy of the loaded content while no update() replaced it (only a
+        # read-cache session has one: its persona is a separate dict, see from_confirmed).
+        self._as_loaded: CookieUser | None = None
+
+    @classmethod
+    def from_confirmed(
+        cls, loaded: CookieUser, user: CookieUser, *, seen_ms: int, loaded_json: str
+    ) -> SessionState:
+        """A session from the read cache: *loaded* is the cached content (shared, never
+        changed), *user* this request's copy of it with its own persona dict."""
+        state = cls(loaded, is_new=False, seen_ms=seen_ms, loaded_json=loaded_json)
+        state.user = state._as_loaded = user
+        return state
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -110,7 +130,11 @@ class SessionState:
             return False
         if self._loaded is None:
             return True
-        if _content_json(self.user) != self._loaded_json:
+        if self.user is self._as_loaded:
+            # Not replaced: only its own persona dict can have changed, in place.
+            if self.user.persona != self._loaded.persona:
+                return True
+        elif content_json(self.user) != self._loaded_json:
             return True
         return self.user.lastActivityAt - self._loaded.lastActivityAt >= TOUCH_INTERVAL_MS
 
@@ -129,6 +153,7 @@ class SessionState:
         self.cached = False
         self._loaded = None
         self._loaded_json = ""
+        self._as_loaded = None
 
     def clear(self) -> None:
         """The cookie is deleted at the end of this request."""
