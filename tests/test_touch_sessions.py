@@ -75,12 +75,12 @@ async def test_a_visitor_cannot_touch_sessions(transport: Transport) -> None:
         )
 
 
-async def test_unknown_and_fresh_sessions_are_stale(service: SessionService) -> None:
+async def test_unknown_sessions_are_stale_and_new_ones_touched(service: SessionService) -> None:
     missing = uuid.uuid4()
-    new, seen = await confirmed(service)  # created this instant: its persona is "just changed"
+    new, seen = await confirmed(service)  # checked at its creation: creating is no change
     result = await service.touch_sessions({missing: 0, new: seen})
-    assert result.touched == 0
-    assert set(result.stale) == {missing, new}
+    assert result.touched == 1
+    assert result.stale == [missing]
 
 
 async def test_a_revoked_session_is_stale(service: SessionService) -> None:

@@ -49,7 +49,8 @@ grant execute on function bevsession.touch_change_margin() to service_role;
 -- hosts). Live sessions are touched; the answer lists the ids whose copy the worker must drop:
 --   missing · revoked · past the absolute lifetime or the idle timeout (bevsession.policy) ·
 --   locked by a writer right now (it is changing; skipped, never waited for) ·
---   a message or persona change at or after p_seen_ms minus bevsession.touch_change_margin().
+--   a message or persona write at or after p_seen_ms minus bevsession.touch_change_margin()
+--   (creating the persona with the session is not a change).
 -- Rows are locked in id order with SKIP LOCKED, so a flush never waits for a chat turn and two
 -- workers' flushes cannot deadlock. service_role only: it reaches across sessions (BYPASSRLS).
 create function public.touch_sessions(p_session_ids uuid[], p_seen_ms bigint[])
@@ -91,7 +92,11 @@ begin
           and s.created_at + v_policy.absolute_lifetime > pg_catalog.now()
           and (v_policy.idle_timeout is null
                or s.last_activity_at + v_policy.idle_timeout > pg_catalog.now())
-          and coalesce(greatest(s.last_message_at, p.last_updated), '-infinity')
+          -- a persona never written since it was created (last_updated = created_at) has not
+          -- changed: a brand-new session's copy stays good
+          and coalesce(greatest(s.last_message_at,
+                                case when p.last_updated > p.created_at then p.last_updated end),
+                       '-infinity')
               < bevsession.from_ms(g.seen_ms) - bevsession.touch_change_margin()
         order by s.id
         for no key update of s skip locked

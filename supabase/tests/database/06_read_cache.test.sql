@@ -6,7 +6,7 @@ grant usage on schema extensions to session_visitor, service_role, anon;
 grant execute on all functions in schema extensions to session_visitor, service_role, anon;
 set local search_path = extensions, public;
 
-select plan(17);
+select plan(18);
 
 -- Five sessions made by get_session, then aged as the owner. A worker "checked" each of them
 -- at check_ms (one minute ago): settled (nothing since), changed (persona written after the
@@ -33,7 +33,7 @@ update bevsession.sessions set created_at = now() - interval '4 hours', last_act
  where id = 'aaaaaaaa-0000-4000-8000-000000000004';
 update bevsession.sessions set created_at = now() - interval '25 hours', last_activity_at = now() - interval '5 minutes'
  where id = 'aaaaaaaa-0000-4000-8000-000000000005';
-update bevsession.personas set last_updated = now() - interval '10 minutes';
+update bevsession.personas set created_at = now() - interval '10 minutes', last_updated = now() - interval '10 minutes';
 update bevsession.personas set last_updated = now() - interval '10 seconds'
  where session_id = 'aaaaaaaa-0000-4000-8000-000000000002';
 
@@ -101,6 +101,21 @@ select ok((select revoked_at is not null and last_activity_at < now() - interval
           'a revoked session is not touched');
 select is((select count(*)::int from bevsession.sessions where id = 'bbbbbbbb-0000-4000-8000-000000000009'), 0,
           'an unknown id is not created');
+
+
+-- A brand-new session (its persona created with it, never written) checked at its creation.
+create temporary table fresh (snap jsonb not null);
+grant all on fresh to public;
+select set_config('request.jwt.claims', '{"role": "session_visitor", "session_id": "aaaaaaaa-0000-4000-8000-000000000006"}', true);
+set local role session_visitor;
+insert into fresh select public.get_session();
+reset role;
+set local role service_role;
+select is(public.touch_sessions(array['aaaaaaaa-0000-4000-8000-000000000006'::uuid],
+                                array[(select (snap -> 'session' ->> 'last_activity_at')::bigint from fresh)]),
+          '{"touched": 1, "stale": []}'::jsonb,
+          'a new session checked at its creation is not stale: creating the persona is no change');
+reset role;
 
 select * from finish();
 rollback;
