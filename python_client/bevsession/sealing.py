@@ -23,8 +23,9 @@ built or data is sealed — never disguised as a bad seal.
 Derived-key cache: a browser sends the same cookie on every request until the server reseals
 it, and the two PBKDF2 keys of a seal are a pure function of (password, salt), so deriving them
 again on every request is waste (about a quarter of an unseal of a small session). Each
-:class:`Sealer` therefore keeps a bounded map (password id, MAC salt, encryption salt) → keys.
-Only the keys are kept, never a seal's content: a cached seal still goes through every check,
+:class:`Sealer` therefore keeps a bounded map (password id, MAC salt, encryption salt, IV) →
+keys (the prepared MAC key and the AES cipher set up with that IV). Only keys are kept, never
+a seal's content, and each unseal still decrypts: a cached seal still goes through every check,
 the MAC included, on every unseal. Entries go in only once the MAC has verified (or from
 :meth:`Sealer.seal`, for the seal it just made), so forged seals with random salts cannot fill
 or churn it. It is bounded (``key_cache_size`` entries) and evicts the least recently used.
@@ -173,8 +174,11 @@ _IPAD: Final = bytes(b ^ 0x36 for b in range(256))
 _OPAD: Final = bytes(b ^ 0x5C for b in range(256))
 _HmacKey = tuple["hashlib._Hash", "hashlib._Hash"]
 """An HMAC key prepared once: the hash states after the key's inner and outer pad (RFC 2104)."""
-_Keys = tuple[_HmacKey, algorithms.AES]
-"""A seal's derived keys, ready to use: the prepared MAC key and the AES key."""
+_Keys = tuple[_HmacKey, Cipher[modes.CBC]]
+"""A seal's derived keys, ready to use: the prepared MAC key and its AES-256-CBC cipher (the
+AES key with the seal's own IV; each unseal still starts a new decryption context)."""
+_CacheKey = tuple[str, str, str, str]
+"""(password id, MAC salt, encryption salt, IV as sealed)."""
 
 
 def _hmac_key(key: bytes, new: Callable[[bytes], hashlib._Hash]) -> _HmacKey:
@@ -250,13 +254,14 @@ class Sealer:
 
     Key cache: a browser re-sends the same cookie until the server reseals it, and a seal's two
     PBKDF2 keys depend only on the password and the seal's salts. So the sealer remembers the
-    keys of up to ``key_cache_size`` seals, keyed by (password id, MAC salt, encryption salt):
-    the id fixes the password, as a sealer's passwords never change. A seal is remembered once
-    its MAC has verified, or when :meth:`seal` made it (the next request presents exactly that
-    seal); a forged seal never enters. A remembered seal still passes every check on every
-    unseal, the MAC included: only the two key derivations are skipped, never the content's
-    checks. The least recently used entry goes first; each takes about 1.2 KB (~5 MB at the
-    default 4096, half of it the MAC key's two prepared SHA-256 states). ``key_cache_size=0``
+    keys of up to ``key_cache_size`` seals (with the AES cipher set up for the seal's IV), keyed
+    by (password id, MAC salt, encryption salt, IV): the id fixes the password, as a sealer's
+    passwords never change. A seal is remembered once its MAC has verified, or when
+    :meth:`seal` made it (the next request presents exactly that seal); a forged seal never
+    enters. A remembered seal still passes every check on every unseal, the MAC included, and
+    is decrypted every time: only the key derivations and the cipher set-up are skipped. The
+    least recently used entry goes first; each takes about 1.2 KB (~5 MB at the default 4096,
+    half of it the MAC key's two prepared SHA-256 states). ``key_cache_size=0``
     turns it off. Safe under asyncio; under threads a race can at worst derive keys twice or
     overshoot the bound by an entry per racing thread. Sealing a new cookie for every
     cookieless request (bots) churns the cache; a browser's next request then derives again.
@@ -315,7 +320,7 @@ class Sealer:
         if key_cache_size < 0:
             raise SealConfigError("key_cache_size must be a whole number >= 0 (0 = no cache)")
         self._key_cache_size: Final = key_cache_size
-        self._key_cache: Final[OrderedDict[tuple[str, str, str], _Keys]] = OrderedDict()
+        self._key_cache: Final[OrderedDict[_CacheKey, _Keys]] = OrderedDict()
 
     @property
     def seal_id(self) -> str:
@@ -330,7 +335,7 @@ class Sealer:
     def _now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self._local_offset_ms
 
-    def _remember(self, cache_key: tuple[str, str, str], keys: _Keys) -> None:
+    def _remember(self, cache_key: _CacheKey, keys: _Keys) -> None:
         """Insert into the key cache, evicting the least recently used entries beyond the bound.
 
         ``OrderedDict.popitem(last=False)`` takes O(1) (popping a plain dict's first key scans
@@ -370,7 +375,8 @@ class Sealer:
         mac_key = _mac_key(password, mac_salt)
         mac = _hmac(mac_key, base.encode("ascii"))
         if self._key_cache_size:  # the next request presents exactly this seal
-            self._remember((self._seal_id, mac_salt, enc_salt), (mac_key, aes))
+            cache_key = (self._seal_id, mac_salt, enc_salt, _b64url(iv))
+            self._remember(cache_key, (mac_key, Cipher(aes, modes.CBC(iv))))
         return f"{base}*{mac_salt}*{_b64url(mac)}{VERSION_SUFFIX}"
 
     def unseal(self, sealed: str) -> Any:
@@ -406,9 +412,10 @@ class Sealer:
         if password is None:
             raise SealError(SealReason.UNKNOWN_PASSWORD_ID, "cannot find password for this id")
         # The keys are a pure function of (password, salt) and the id fixes the password: a hit
-        # skips the two derivations, never a check. The MAC below is verified either way.
+        # skips the two derivations (and the cipher set-up), never a check: the MAC below is
+        # verified and the content decrypted either way.
         cache = self._key_cache
-        cache_key = (pid, mac_salt, enc_salt)
+        cache_key = (pid, mac_salt, enc_salt, iv_b64)
         keys = cache.get(cache_key)
         mac_key = _mac_key(password, mac_salt) if keys is None else keys[0]
         # "*".join(parts[:6]): the body without its last two parts and their two separators
@@ -416,19 +423,20 @@ class Sealer:
         expected = _b64url(_hmac(mac_key, base))
         if not (mac.isascii() and hmac.compare_digest(expected, mac)):
             raise SealError(SealReason.BAD_MAC, "bad hmac value")
-        if keys is None:
-            keys = (mac_key, algorithms.AES(_key(password, enc_salt)))
-            if self._key_cache_size:
-                self._remember(cache_key, keys)
-        else:
-            try:  # noqa: SIM105 (contextlib.suppress costs more than the rest of this branch)
-                cache.move_to_end(cache_key)  # recently used: evicted last
-            except KeyError:  # evicted by another thread meanwhile
-                pass
         try:
-            iv = _b64url_decode(iv_b64)
+            if keys is None:
+                iv = _b64url_decode(iv_b64)
+                cipher = Cipher(algorithms.AES(_key(password, enc_salt)), modes.CBC(iv))
+                if self._key_cache_size:
+                    self._remember(cache_key, (mac_key, cipher))
+            else:
+                cipher = keys[1]
+                try:  # noqa: SIM105 (contextlib.suppress costs more than the rest of this branch)
+                    cache.move_to_end(cache_key)  # recently used: evicted last
+                except KeyError:  # evicted by another thread meanwhile
+                    pass
             ciphertext = _b64url_decode(ct_b64)
-            decryptor = Cipher(keys[1], modes.CBC(iv)).decryptor()
+            decryptor = cipher.decryptor()
             padded = decryptor.update(ciphertext)
             if tail := decryptor.finalize():  # always empty for CBC without padding
                 padded += tail
