@@ -309,6 +309,17 @@ def test_an_entry_lives_no_longer_than_its_seal_or_max_age() -> None:
     assert short.lookup("seal") is None
 
 
+def test_the_cache_keeps_its_own_copy_of_what_it_confirms() -> None:
+    cache = ReadCache(max_age=60, max_entries=10)
+    user = new_user().model_copy(update={"persona": {"pain_points_detected": ["compliance"]}})
+    cache.confirm("seal", user, seen_ms=1)
+    user.persona["pain_points_detected"].append("pricing")  # the confirming request goes on
+    entry = cache.lookup("seal")
+    assert entry is not None
+    assert entry.user.persona == {"pain_points_detected": ["compliance"]}
+    assert entry.fresh_user(now=5).persona == {"pain_points_detected": ["compliance"]}
+
+
 def test_forget_drops_every_copy_of_a_session() -> None:
     cache = ReadCache(max_age=60, max_entries=10)
     user, other = new_user(), new_user()

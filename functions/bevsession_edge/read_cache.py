@@ -127,13 +127,17 @@ class ReadCache:
         while len(self._by_seal) >= self.max_entries:  # oldest first (dicts keep insertion order)
             oldest = next(iter(self._by_seal))
             self._drop(oldest, self._by_seal[oldest].user.sessionId)
+        blob = marshal.dumps(user.persona)
+        # The cache's own copy: the request that confirmed it may still hold the persona dict
+        # (a streamed response confirms at prepare, before its handler is done).
+        own = user.model_copy(update={"persona": marshal.loads(blob)})  # noqa: S302 (ours)
         entry = Confirmed(
-            user,
+            own,
             seen_ms,
             time.monotonic() + self.max_age,
             seal_expiration_ms(sealed),
-            content_json(user),
-            marshal.dumps(user.persona),
+            content_json(own),
+            blob,
         )
         self._by_seal[sealed] = entry
         self._by_session.setdefault(user.sessionId, set()).add(sealed)
