@@ -34,16 +34,21 @@ def pg() -> Iterator[LocalPostgres]:
         cluster.destroy()
 
 
+async def create_template(pg: LocalPostgres, name: str = TEMPLATE_DB) -> str:
+    """Create database *name* with the shim and every migration applied (a template)."""
+    admin = await asyncpg.connect(pg.dsn())
+    try:
+        await admin.execute(f'create database "{name}"')
+    finally:
+        await admin.close()
+    await migrate(pg.dsn(name))
+    return name
+
+
 @pytest.fixture(scope="session")
 async def template_db(pg: LocalPostgres) -> str:
     """A database with the shim and every migration applied; the template of each test's db."""
-    admin = await asyncpg.connect(pg.dsn())
-    try:
-        await admin.execute(f'create database "{TEMPLATE_DB}"')
-    finally:
-        await admin.close()
-    await migrate(pg.dsn(TEMPLATE_DB))
-    return TEMPLATE_DB
+    return await create_template(pg)
 
 
 async def create_database(pg: LocalPostgres, template: str | None = TEMPLATE_DB) -> str:

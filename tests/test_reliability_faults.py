@@ -34,13 +34,12 @@ import asyncpg
 import pytest
 
 from bevsession.local_postgres import LocalPostgres
-from bevsession.migrations import migrate
 from bevsession.sealing import unseal_data
+from conftest import create_database, create_template, drop_database
 from e2e_server import PASSWORD, RunningServer, StartServer, Visitor
 
 VISITORS = 6
 TEMPLATE = "faults_template"
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -55,21 +54,14 @@ def fault_pg() -> Any:
 
 @pytest.fixture(scope="module")
 async def fault_template(fault_pg: LocalPostgres) -> str:
-    admin = await asyncpg.connect(fault_pg.dsn())
-    try:
-        await admin.execute(f'create database "{TEMPLATE}"')
-    finally:
-        await admin.close()
-    await migrate(fault_pg.dsn(TEMPLATE))
-    return TEMPLATE
+    return await create_template(fault_pg, TEMPLATE)
 
 
 @pytest.fixture
 async def fault_db(fault_pg: LocalPostgres, fault_template: str) -> AsyncIterator[str]:
-    name = f"faults_{next(_names)}"
+    name = await create_database(fault_pg, fault_template)
     admin = await asyncpg.connect(fault_pg.dsn())
     try:
-        await admin.execute(f'create database "{name}" template "{fault_template}"')
         # This test is about faults, not abuse: the load would trip the chat rate limit.
         await admin.execute(f"alter database \"{name}\" set bevsession.chat_rate_limit = 'off'")
     finally:
@@ -77,11 +69,7 @@ async def fault_db(fault_pg: LocalPostgres, fault_template: str) -> AsyncIterato
     yield name
     if not fault_pg.running:
         fault_pg.start()
-    admin = await asyncpg.connect(fault_pg.dsn())
-    try:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
+    await drop_database(fault_pg, name)
 
 
 # --- the load -------------------------------------------------------------------------------------

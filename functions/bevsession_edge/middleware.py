@@ -131,7 +131,8 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
         sealed = request.cookies.get(options.name)
         seen_ms, loaded = state.seen_ms, state.loaded
         # (a copy the cache already holds, ``cached``, needs no confirming)
-        if cache is not None and seen_ms is not None and loaded and sealed and not state.cached:
+        if cache is not None and seen_ms is not None and loaded is not None and sealed \
+                and not state.cached:  # fmt: skip
             cache.confirm(sealed, loaded, seen_ms)
         return
     # The cookie lives only as long as the session's absolute lifetime has left: resealing

@@ -82,24 +82,21 @@ class SessionState:
     )  # fmt: skip
 
     def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
-                 reseal: bool = False, seen_ms: int | None = None,
-                 loaded_json: str | None = None) -> None:  # fmt: skip
+                 reseal: bool = False, loaded_json: str | None = None) -> None:  # fmt: skip
         self.user = user
         self.is_new = is_new
         self.rejected = rejected
         self.cleared = False
-        # When the database last confirmed this content (its last_activity_at, ms): set by the
-        # read cache for a cookie it holds (``cached``), or by an RPC that returned the session.
-        self.seen_ms = seen_ms
-        self.cached = seen_ms is not None
+        # When the database last confirmed this content (its last_activity_at, ms): set by an
+        # RPC that returned the session, or by the read cache (then ``cached``, from_confirmed).
+        self.seen_ms: int | None = None
+        self.cached = False
         # What the cookie held when the request arrived (None: the cookie must be written).
         # Kept as JSON too: a handler that changes a nested value in place is still seen.
         self._loaded: CookieUser | None = None if (is_new or reseal) else user
-        # (``loaded_json``: the caller has it already, e.g. the read cache; it must be exactly
-        # ``content_json(user)``)
         if self._loaded is None:
             self._loaded_json = ""
-        else:
+        else:  # (``loaded_json``: the caller's ``content_json(user)``, not computed again)
             self._loaded_json = content_json(user) if loaded_json is None else loaded_json
         # This request's own copy of the loaded content while no update() replaced it (only a
         # read-cache session has one: its persona is a separate dict, see from_confirmed).
@@ -110,9 +107,12 @@ class SessionState:
         cls, loaded: CookieUser, user: CookieUser, *, seen_ms: int, loaded_json: str
     ) -> SessionState:
         """A session from the read cache: *loaded* is the cached content (shared, never
-        changed), *user* this request's copy of it with its own persona dict."""
-        state = cls(loaded, is_new=False, seen_ms=seen_ms, loaded_json=loaded_json)
+        changed), *user* this request's copy of it with its own persona dict, *loaded_json*
+        the cache's ``content_json(loaded)`` (not computed again)."""
+        state = cls(loaded, is_new=False, loaded_json=loaded_json)
         state.user = state._as_loaded = user
+        state.seen_ms = seen_ms
+        state.cached = True
         return state
 
     @property
