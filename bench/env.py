@@ -219,7 +219,7 @@ class Database:
                     "insert into bevsession.sessions (id) select unnest($1::uuid[])"
                     " on conflict do nothing", ids)  # fmt: skip
                 await conn.execute(
-                    "insert into bevsession.personas (session_id) select unnest($1::uuid[])"
+                    "insert into bevsession.user_personas (session_id) select unnest($1::uuid[])"
                     " on conflict do nothing", ids)  # fmt: skip
         finally:
             await conn.close()

@@ -137,10 +137,10 @@ async def rpc_calls(t: Transport, n: int) -> list[tuple[str, Call]]:
     def c(fn: str, args: dict[str, Any], who: Identity = me) -> Call:
         return lambda i: t.call(fn, args, identity=who)
 
-    signal = {"p_signal_type": "role_mention", "p_signal_text": "I run sales",
-              "p_signal_strength": "medium", "p_vector": "functional_role",
-              "p_vector_value": "sales",
-              "p_score_updates": {"sales_focus_score": 0.01}}  # fmt: skip
+    signal = {"signal_type": "role_mention", "signal_text": "I run sales",
+              "signal_strength": "medium", "vector": "functional_role",
+              "vector_value": "sales",
+              "score_updates": {"sales_focus_score": 0.01}}  # fmt: skip
     turn_signal = {"signal_type": "org", "signal_text": "brewery", "signal_strength": "weak",
                    "vector": "org_type", "vector_value": "supplier"}  # fmt: skip
 
@@ -148,15 +148,15 @@ async def rpc_calls(t: Transport, n: int) -> list[tuple[str, Call]]:
         return t.call("clear_session", {}, identity=fresh.pop())
 
     return [
-        ("get_session", c("get_session", {"p_touch": True})),
-        ("update_persona", c("update_persona", {"p_updates": {"craft_score": 0.5}})),
+        ("get_session", c("get_session", {"touch": True})),
+        ("update_persona", c("update_persona", {"updates": {"craft_score": 0.5}})),
         ("record_persona_signal", c("record_persona_signal", signal)),
         ("add_conversation_message", c("add_conversation_message",
-                                       {"p_role": "user", "p_content": "hello there"})),
-        ("get_conversation_history(20)", c("get_conversation_history", {"p_limit": 20})),
-        ("begin_chat_turn(1 signal, 20 hist)", c("begin_chat_turn", {"p_content": "we brew",
-                                                                   "p_signals": [turn_signal]})),
-        ("finish_chat_turn", c("finish_chat_turn", {"p_content": "reply"})),
+                                       {"role": "user", "content": "hello there"})),
+        ("get_conversation_history(20)", c("get_conversation_history", {"history_limit": 20})),
+        ("begin_chat_turn(1 signal, 20 hist)", c("begin_chat_turn", {"content": "we brew",
+                                                                   "signals": [turn_signal]})),
+        ("finish_chat_turn", c("finish_chat_turn", {"content": "reply"})),
         ("clear_session", clear),
         ("admin_session_stats", c("admin_session_stats", {}, Service())),
     ]  # fmt: skip
@@ -177,7 +177,7 @@ async def naive(dsn: str, counted_dsn: str, relay: RoundTripRelay, n: int) -> No
                     " set_config('request.path', '/rpc/get_session', true)",
                     claims,
                 )
-                return await conn.fetchval("select public.get_session(p_touch => $1)", True)
+                return await conn.fetchval("select public.get_session(touch => $1)", True)
 
         return call
 

@@ -32,7 +32,7 @@ TARGET_MESSAGES = 60
 TARGET = uuid.UUID("00000000-0000-4000-9000-000000000001")
 SNAPSHOT_SQL = """
 select bevsession.persona_json(
-    pg_catalog.jsonb_populate_record(null::bevsession.personas, $1::jsonb))
+    pg_catalog.jsonb_populate_record(null::bevsession.user_personas, $1::jsonb))
 """
 
 # Fill: sessions for the new rows, then the rows (seq from the identity, spread round robin).
@@ -42,10 +42,10 @@ select ('20000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, now(), now(
 from generate_series($1::bigint, $2::bigint) as n
 """
 FILL_SQL = """
-insert into bevsession.messages (session_id, message_role, message_content, persona_snapshot,
+insert into bevsession.conversation_history (session_id, message_role, message_content, persona_snapshot,
                                  generation_mode, created_at)
 select ('20000000-0000-4000-8000-' || lpad((1 + n % $3)::text, 12, '0'))::uuid,
-       case when n % 2 = 0 then 'user' else 'assistant' end,
+       (case when n % 2 = 0 then 'user' else 'assistant' end)::bevsession.message_role,
        'message ' || n || ': we brew craft beer and sell through two distributors in three states',
        $4::jsonb,
        case when n % 2 = 1 then 'fresh' end,
@@ -55,7 +55,7 @@ from generate_series($1::bigint, $2::bigint) as n
 # What history_page reads (its keyset scan), as the visitor: RLS adds the claim comparison.
 EXPLAIN_SQL = """
 explain (analyze, buffers, costs off, timing on)
-select m.* from bevsession.messages as m
+select m.* from bevsession.conversation_history as m
 where m.session_id = $1 and ($2::bigint is null or m.seq < $2)
 order by m.seq desc
 limit 21
@@ -137,7 +137,7 @@ async def run(db: Database, sizes: tuple[int, ...], calls: int) -> tuple[list[Ro
             if last >= first:
                 await admin.execute(FILL_SQL, first, last, sessions, snapshot)
             fill = time.perf_counter() - start
-            await admin.execute("analyze bevsession.messages")
+            await admin.execute("analyze bevsession.conversation_history")
             have = max(have, size)
             median, p95 = await history_latency(service, calls)
             plan, buffers = await explain(admin)

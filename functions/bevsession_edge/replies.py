@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bevsession.models import ConversationMessage, PersonaScores
+from bevsession.models import PersonaScores, PromptMessage
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Reply:
 
 class ReplyGenerator(Protocol):
     async def reply(
-        self, message: str, persona: PersonaScores, history: list[ConversationMessage]
+        self, message: str, persona: PersonaScores, history: list[PromptMessage]
     ) -> Reply: ...
 
 
@@ -64,7 +64,7 @@ class TemplateReplyGenerator:
     """Deterministic replies from the persona; good enough to demo and to test the loop."""
 
     async def reply(
-        self, message: str, persona: PersonaScores, history: list[ConversationMessage]
+        self, message: str, persona: PersonaScores, history: list[PromptMessage]
     ) -> Reply:
         vectors = persona.detection_vectors
         known = []

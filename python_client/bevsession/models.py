@@ -33,6 +33,21 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from bevsession.limits import (
+    MAX_BROCHURE_ID_CHARS,
+    MAX_ESTIMATED_READ_TIME_CHARS,
+    MAX_HISTORY_PAGE,
+    MAX_MESSAGE_CHARS,
+    MAX_PAIN_POINTS,
+    MAX_PURGE_BATCH,
+    MAX_QUESTION_CHARS,
+    MAX_QUESTIONS,
+    MAX_SIGNAL_TEXT_CHARS,
+    MAX_SIGNALS_PER_TURN,
+    MAX_TOUCH_BATCH,
+    MIN_RETENTION_MS,
+)
+
 __all__ = [
     "MAX_ESTIMATED_READ_TIME_CHARS",
     "MAX_HISTORY_PAGE",
@@ -64,6 +79,8 @@ __all__ = [
     "PersonaSignal",
     "PersonaUpdate",
     "PersonaUpdateResult",
+    "PromptHistory",
+    "PromptMessage",
     "PurgeCounts",
     "PurgeResult",
     "ScoreName",
@@ -75,20 +92,6 @@ __all__ = [
     "SignalResult",
     "TouchResult",
 ]
-
-# --- limits: the numbers of bevsession.max_*() in 20261124200000_session_schema.sql --------------
-MAX_MESSAGE_CHARS: Final = 8000
-MAX_SIGNAL_TEXT_CHARS: Final = 2000
-MAX_PAIN_POINTS: Final = 32
-MAX_QUESTIONS: Final = 50
-MAX_QUESTION_CHARS: Final = 1000
-MAX_HISTORY_PAGE: Final = 200
-MAX_SIGNALS_PER_TURN: Final = 50
-MAX_ESTIMATED_READ_TIME_CHARS: Final = 20
-MAX_BROCHURE_ID_CHARS: Final = 200
-MIN_RETENTION_MS: Final = 86_400_000  # bevsession.min_retention_ms(): purge_sessions' shortest age
-MAX_PURGE_BATCH: Final = 100_000  # bevsession.max_purge_batch()
-MAX_TOUCH_BATCH: Final = 10_000  # bevsession.max_touch_batch(): ids per touch_sessions call
 
 ScoreName = Literal[
     "sales_focus_score", "marketing_focus_score", "operations_focus_score",
@@ -243,6 +246,24 @@ class ConversationMessage(_Result):
     created_at: Millis
 
 
+class PromptMessage(_Result):
+    """A message as a prompt reads it (the chat turn's history): no ids, no snapshot, no UI spec."""
+
+    message_role: Role
+    message_content: str
+    generation_mode: str | None = None
+    token_count: int = Field(ge=0)
+    created_at: Millis
+
+
+class PromptHistory(_Result):
+    """``begin_chat_turn``'s history: the newest prompt messages, oldest first."""
+
+    messages: list[PromptMessage] = Field(default_factory=list)
+    tokens: int = Field(0, ge=0)
+    next_before: int | None = None
+
+
 class HistoryPage(_Result):
     """Newest messages, oldest first; ``next_before`` continues to older ones (None: no more).
 
@@ -324,7 +345,7 @@ class ChatTurnBegin(_Result):
     session: SessionData
     persona: PersonaScores
     message: ConversationMessage
-    history: HistoryPage
+    history: PromptHistory
     created: bool
 
     _merge = model_validator(mode="before")(_with_persona)

@@ -29,48 +29,48 @@ class RpcFunction:
 FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
     f.name: f
     for f in (
-        RpcFunction("get_session", ("p_touch",)),
-        RpcFunction("update_persona", ("p_updates",)),
+        RpcFunction("get_session", ("touch",)),
+        RpcFunction("update_persona", ("updates",)),
         RpcFunction(
             "record_persona_signal",
             (
-                "p_signal_type",
-                "p_signal_text",
-                "p_signal_strength",
-                "p_pain_points_inferred",
-                "p_score_updates",
-                "p_vector",
-                "p_vector_value",
+                "signal_type",
+                "signal_text",
+                "signal_strength",
+                "pain_points_inferred",
+                "score_updates",
+                "vector",
+                "vector_value",
             ),
         ),
         RpcFunction(
             "add_conversation_message",
             (
-                "p_role",
-                "p_content",
-                "p_generation_mode",
-                "p_ui_specification",
-                "p_estimated_read_time",
-                "p_pain_points_inferred",
+                "role",
+                "content",
+                "generation_mode",
+                "ui_specification",
+                "estimated_read_time",
+                "pain_points_inferred",
             ),
         ),
         RpcFunction(
-            "get_conversation_history", ("p_limit", "p_before", "p_token_budget"), read_only=True
+            "get_conversation_history", ("history_limit", "before", "token_budget"), read_only=True
         ),
         RpcFunction("get_session_policy", read_only=True),
         RpcFunction("clear_session"),
         RpcFunction("forget_session"),
         RpcFunction(
-            "begin_chat_turn", ("p_content", "p_signals", "p_history_limit", "p_generation_mode")
+            "begin_chat_turn", ("content", "signals", "history_limit", "generation_mode")
         ),
         RpcFunction(
             "finish_chat_turn",
-            ("p_content", "p_ui_specification", "p_generation_mode", "p_estimated_read_time"),
+            ("content", "ui_specification", "generation_mode", "estimated_read_time"),
         ),
         RpcFunction("admin_session_stats", read_only=True, admin=True),
-        RpcFunction("register_seal_keys", ("p_fingerprints",), admin=True),
-        RpcFunction("purge_sessions", ("p_older_than_ms", "p_batch"), admin=True),
-        RpcFunction("touch_sessions", ("p_session_ids", "p_seen_ms"), admin=True),
+        RpcFunction("register_seal_keys", ("fingerprints",), admin=True),
+        RpcFunction("purge_sessions", ("older_than_ms", "batch"), admin=True),
+        RpcFunction("touch_sessions", ("session_ids", "seen_ms"), admin=True),
     )
 }
 

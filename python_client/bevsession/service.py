@@ -87,11 +87,9 @@ def _check_limit(name: str, value: int) -> int:
 
 def _check_content(content: str) -> str:
     if not isinstance(content, str):
-        raise InvalidInput("p_content: is required", code="22023")
+        raise InvalidInput("content: is required", code="22023")
     if len(content) > MAX_MESSAGE_CHARS:
-        raise InvalidInput(
-            f"p_content: too long (at most {MAX_MESSAGE_CHARS} characters)", code="22023"
-        )
+        raise InvalidInput(f"content: at most {MAX_MESSAGE_CHARS} characters", code="22023")
     return content
 
 
@@ -131,7 +129,7 @@ class SessionService:
     # --- the seed's six operations -------------------------------------------------------
     async def get_session(self, session_id: UUID | str, *, touch: bool = True) -> SessionSnapshot:
         """Get or create the session (and touch ``last_activity_at`` unless ``touch=False``)."""
-        return await self._visit(session_id, "get_session", {"p_touch": touch}, SessionSnapshot)
+        return await self._visit(session_id, "get_session", {"touch": touch}, SessionSnapshot)
 
     async def update_persona(
         self, session_id: UUID | str, updates: PersonaUpdate | Mapping[str, Any]
@@ -139,7 +137,7 @@ class SessionService:
         """Absolute scores (clamped), pain points merged, questions appended, mode and flags."""
         checked = _validated(PersonaUpdate, updates)
         return await self._visit(
-            session_id, "update_persona", {"p_updates": checked.to_rpc()}, PersonaUpdateResult
+            session_id, "update_persona", {"updates": checked.to_rpc()}, PersonaUpdateResult
         )
 
     async def record_persona_signal(
@@ -148,13 +146,13 @@ class SessionService:
         """Apply one signal (deltas, pain points, vector) and write its audit row."""
         s = _validated(PersonaSignal, signal)
         args = {
-            "p_signal_type": s.signal_type,
-            "p_signal_text": s.signal_text,
-            "p_signal_strength": s.signal_strength,
-            "p_pain_points_inferred": list(s.pain_points_inferred),
-            "p_score_updates": dict(s.score_updates),
-            "p_vector": s.vector,
-            "p_vector_value": s.vector_value,
+            "signal_type": s.signal_type,
+            "signal_text": s.signal_text,
+            "signal_strength": s.signal_strength,
+            "pain_points_inferred": list(s.pain_points_inferred),
+            "score_updates": dict(s.score_updates),
+            "vector": s.vector,
+            "vector_value": s.vector_value,
         }
         return await self._visit(session_id, "record_persona_signal", args, SignalResult)
 
@@ -181,12 +179,12 @@ class SessionService:
             },
         )
         args = {
-            "p_role": m.role,
-            "p_content": m.content,
-            "p_generation_mode": m.generation_mode,
-            "p_ui_specification": m.ui_specification,
-            "p_estimated_read_time": m.estimated_read_time,
-            "p_pain_points_inferred": list(m.pain_points_inferred),
+            "role": m.role,
+            "content": m.content,
+            "generation_mode": m.generation_mode,
+            "ui_specification": m.ui_specification,
+            "estimated_read_time": m.estimated_read_time,
+            "pain_points_inferred": list(m.pain_points_inferred),
         }
         return await self._visit(session_id, "add_conversation_message", args, MessageResult)
 
@@ -204,10 +202,13 @@ class SessionService:
         window an LLM prompt can take.
         """
         if token_budget is not None and (isinstance(token_budget, bool) or token_budget < 1):
-            raise InvalidInput("p_token_budget: must be at least 1", code="22023")
-        args: dict[str, Any] = {"p_limit": _check_limit("p_limit", limit), "p_before": before}
+            raise InvalidInput("token_budget: must be at least 1", code="22023")
+        args: dict[str, Any] = {
+            "history_limit": _check_limit("history_limit", limit),
+            "before": before,
+        }
         if token_budget is not None:
-            args["p_token_budget"] = token_budget
+            args["token_budget"] = token_budget
         return await self._visit(session_id, "get_conversation_history", args, HistoryPage)
 
     async def get_session_policy(self) -> SessionPolicy:
@@ -235,16 +236,16 @@ class SessionService:
         """Create-or-touch, apply *signals*, store the user's message; return what a reply needs."""
         checked = [_validated(PersonaSignal, s) for s in signals]
         if len(checked) > MAX_SIGNALS_PER_TURN:
-            raise InvalidInput(f"p_signals: at most {MAX_SIGNALS_PER_TURN} signals", code="22023")
+            raise InvalidInput(f"signals: at most {MAX_SIGNALS_PER_TURN} signals", code="22023")
         if generation_mode is not None:
             _validated(
                 NewMessage, {"role": "user", "content": "", "generation_mode": generation_mode}
             )
         args = {
-            "p_content": _check_content(content),
-            "p_signals": [s.to_rpc() for s in checked],
-            "p_history_limit": _check_limit("p_history_limit", history_limit),
-            "p_generation_mode": generation_mode,
+            "content": _check_content(content),
+            "signals": [s.to_rpc() for s in checked],
+            "history_limit": _check_limit("history_limit", history_limit),
+            "generation_mode": generation_mode,
         }
         return await self._visit(session_id, "begin_chat_turn", args, ChatTurnBegin)
 
@@ -269,10 +270,10 @@ class SessionService:
             },
         )
         args = {
-            "p_content": m.content,
-            "p_ui_specification": m.ui_specification,
-            "p_generation_mode": m.generation_mode,
-            "p_estimated_read_time": m.estimated_read_time,
+            "content": m.content,
+            "ui_specification": m.ui_specification,
+            "generation_mode": m.generation_mode,
+            "estimated_read_time": m.estimated_read_time,
         }
         return await self._visit(session_id, "finish_chat_turn", args, ChatTurnFinish)
 
@@ -280,7 +281,7 @@ class SessionService:
     async def register_seal_keys(self, fingerprints: Mapping[str, str]) -> SealKeyCheck:
         """Record cookie-password fingerprints; returns the ids whose password changed."""
         return await self.call(
-            Service(), "register_seal_keys", {"p_fingerprints": dict(fingerprints)}, SealKeyCheck
+            Service(), "register_seal_keys", {"fingerprints": dict(fingerprints)}, SealKeyCheck
         )
 
     async def admin_session_stats(self) -> SessionStats:
@@ -295,19 +296,19 @@ class SessionService:
         Pick an age longer than the cookie lifetime, so a deleted revoked id cannot come back.
         """
         if not isinstance(older_than, timedelta):
-            raise InvalidInput("p_older_than_ms: must be a timedelta", code="22023")
+            raise InvalidInput("older_than_ms: must be a timedelta", code="22023")
         older_than_ms = int(older_than.total_seconds() * 1000)
         if older_than_ms < MIN_RETENTION_MS:
             raise InvalidInput(
-                f"p_older_than_ms: must be at least {MIN_RETENTION_MS} (one day)", code="22023"
+                f"older_than_ms: must be at least {MIN_RETENTION_MS} (one day)", code="22023"
             )
         if (
             isinstance(batch, bool)
             or not isinstance(batch, int)
             or not 1 <= batch <= MAX_PURGE_BATCH
         ):
-            raise InvalidInput(f"p_batch: must be between 1 and {MAX_PURGE_BATCH}", code="22023")
-        args = {"p_older_than_ms": older_than_ms, "p_batch": batch}
+            raise InvalidInput(f"batch: must be between 1 and {MAX_PURGE_BATCH}", code="22023")
+        args = {"older_than_ms": older_than_ms, "batch": batch}
         return await self.call(Service(), "purge_sessions", args, PurgeResult)
 
     async def touch_sessions(self, seen_ms: Mapping[UUID, int]) -> TouchResult:
@@ -317,14 +318,12 @@ class SessionService:
         lists the ids whose copy is stale (gone, revoked, expired, busy or changed since).
         """
         if len(seen_ms) > MAX_TOUCH_BATCH:
-            raise InvalidInput(
-                f"p_session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023"
-            )
+            raise InvalidInput(f"session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023")
         ids = [_session_uuid(sid) for sid in seen_ms]
         stamps = list(seen_ms.values())
         if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
-            raise InvalidInput("p_seen_ms: must be integers (ms)", code="22023")
-        args = {"p_session_ids": [str(sid) for sid in ids], "p_seen_ms": stamps}
+            raise InvalidInput("seen_ms: must be integers (ms)", code="22023")
+        args = {"session_ids": [str(sid) for sid in ids], "seen_ms": stamps}
         return await self.call(Service(), "touch_sessions", args, TouchResult)
 
     async def ping(self) -> None:

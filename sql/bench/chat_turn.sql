@@ -33,10 +33,10 @@
 -- 1. begin_chat_turn: one weak org_type signal (what the keyword detector finds in the message),
 --    history window of 20, as POST /api/chat asks for.
 select public.begin_chat_turn(
-           p_content => 'We brew craft beer and sell through two distributors.',
-           p_signals => '[{"signal_type":"org_type_mention","signal_text":"We brew craft beer","signal_strength":"weak","pain_points_inferred":[],"score_updates":{"supplier_score":0.05},"vector":"org_type","vector_value":"supplier"}]'::jsonb,
-           p_history_limit => 20,
-           p_generation_mode => null) as result
+           content => 'We brew craft beer and sell through two distributors.',
+           signals => '[{"signal_type":"org_type_mention","signal_text":"We brew craft beer","signal_strength":"weak","pain_points_inferred":[],"score_updates":{"supplier_score":0.05},"vector":"org_type","vector_value":"supplier"}]'::jsonb,
+           history_limit => 20,
+           generation_mode => null) as result
 from (select set_config('search_path', 'public, extensions', true),
              set_config('request.jwt.claims',
                         format('{"role":"session_visitor","session_id":"00000000-0000-4000-8000-%s","iat":%s,"exp":%s,"iss":"bevsession"}',
@@ -50,10 +50,10 @@ from (select set_config('search_path', 'public, extensions', true),
 
 -- 2. finish_chat_turn: the assistant's reply (what the template generator writes).
 select public.finish_chat_turn(
-           p_content => 'Thanks, so far I understand you work with a supplier. Which part of the business do you own: sales, marketing, operations or compliance?',
-           p_ui_specification => null,
-           p_generation_mode => 'fresh',
-           p_estimated_read_time => null) as result
+           content => 'Thanks, so far I understand you work with a supplier. Which part of the business do you own: sales, marketing, operations or compliance?',
+           ui_specification => null,
+           generation_mode => 'fresh',
+           estimated_read_time => null) as result
 from (select set_config('search_path', 'public, extensions', true),
              set_config('request.jwt.claims',
                         format('{"role":"session_visitor","session_id":"00000000-0000-4000-8000-%s","iat":%s,"exp":%s,"iss":"bevsession"}',

@@ -2,7 +2,7 @@
 -- sql/bench/get_session.sql — GET /api/session's one RPC, straight to SQL (pgbench workload)
 -- =============================================================================================
 --
--- What the database does for a known visitor's `GET /api/session`: `get_session(p_touch => true)`
+-- What the database does for a known visitor's `GET /api/session`: `get_session(touch => true)`
 -- (lock and touch the session row, read the persona, build {session, persona, created}), with
 -- the postgres transport's preamble (see chat_turn.sql for the shape and how to run it):
 --
@@ -15,7 +15,7 @@
 
 \set visitor :base + random(1, :sessions)
 
-select public.get_session(p_touch => true) as result
+select public.get_session(touch => true) as result
 from (select set_config('search_path', 'public, extensions', true),
              set_config('request.jwt.claims',
                         format('{"role":"session_visitor","session_id":"00000000-0000-4000-8000-%s","iat":%s,"exp":%s,"iss":"bevsession"}',
