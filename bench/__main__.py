@@ -11,7 +11,9 @@ oriented so that higher is better for us; ``aim`` is the ratio we want (null: in
 
 1. sealing  — seal/unseal ops/s: ours vs Node iron-session vs aiohttp-session's Fernet;
 2. database — chat turns/s: pgbench on the SQL functions vs ``SessionService`` (both
-   transports; supabase against the PostgREST TEST DOUBLE), and round trips per turn;
+   transports; supabase against the PostgREST TEST DOUBLE), and round trips per turn; then
+   ``SessionService`` vs a minimal hand-written turn (``sql/bench/minimal_turn.sql``) vs
+   langchain-postgres' chat history, on visitors seeded with 18 messages;
 3. server   — wrk against ``bevsession serve`` vs a minimal aiohttp-session app, 1 and 2 workers;
 4. growth   — history latency at 10^4 / 10^5 / 10^6 message rows, and the plan it uses.
 
@@ -35,6 +37,7 @@ from bench.env import (
     ensure_wrk,
     pgbench_path,
     require_aiohttp_session,
+    require_langchain_postgres,
     require_node,
 )
 from bench.report import Row, print_table, write_json
@@ -64,6 +67,8 @@ def check_tools(sections: list[str]) -> None:
         require_aiohttp_session()
     if "sealing" in sections:
         require_node()
+    if "database" in sections:
+        require_langchain_postgres()
     if "server" in sections:
         ensure_wrk()
 
@@ -100,6 +105,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
 
             t = section("database")
             rows += await run_database.run(await cluster.database("db"), 3 if quick else 10)
+            from bench import run_chat
+
+            rows += await run_chat.run(await cluster.database("chat"), 3 if quick else 10,
+                                       250 if quick else 1000)  # fmt: skip
             done("database", t)
         if "server" in args.sections:
             from bench import run_server

@@ -51,6 +51,16 @@ def require_aiohttp_session() -> None:
         )
 
 
+def require_langchain_postgres() -> None:
+    missing = [m for m in ("langchain_postgres", "psycopg", "psycopg_pool")
+               if importlib.util.find_spec(m) is None]  # fmt: skip
+    if missing:
+        raise MissingTool(
+            f"{', '.join(missing)} missing (the chat-history reference of the database section)."
+            " Install the bench extra:\n    .venv/bin/pip install -e '.[dev,bench]'"
+        )
+
+
 def _apt_prefix() -> list[str] | None:
     if os.geteuid() == 0:
         return []

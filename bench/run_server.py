@@ -12,7 +12,11 @@ and wrk's Lua script (``bench/wrk/cookies.lua``) rotates through them.
   costs an unseal and ``get_session`` (which touches the row). ``POST /api/chat`` is two RPCs
   (``begin_chat_turn`` + ``finish_chat_turn``). Database calls per GET are counted by
   PostgreSQL itself (``pg_stat_user_functions``), and GET is also measured with the read cache
-  off (``SESSION_READ_CACHE_SECONDS=0``: one unseal and one RPC per request), 1 worker;
+  off (``SESSION_READ_CACHE_SECONDS=0``: one unseal and one RPC per request), 1 worker, and
+  with 20,000 visitors' cookies (more than the read cache's 10,000 entries and the sealer's
+  4,096 cached keys: wrk's rotation evicts each cookie before it comes round again, so reads
+  miss the cache and unseal a cookie not seen lately), 1 worker, the hit rate taken from the
+  worker's ``/healthz``;
 - baseline: ``bench/baseline_app.py``, the same cookie work with aiohttp-session's
   ``EncryptedCookieStorage`` (Fernet) and no database at all.
 
@@ -53,6 +57,7 @@ COOKIE_NAME = "bevgenie_session"
 PASSWORD = "bench password: at least 32 characters long!"  # noqa: S105 (benchmark only)
 CONNECTIONS = 32
 SESSIONS = 256
+MANY_VISITORS = 20_000  # > SESSION_READ_CACHE_ENTRIES' default (10,000)
 CHAT_BODY = '{"message": "We brew craft beer and sell through two distributors."}'
 WORKERS = (1, 2)
 COUNTED = ("get_session", "touch_sessions")
@@ -60,20 +65,30 @@ COUNTED = ("get_session", "touch_sessions")
 STATS_SETTLE_SECONDS = 11
 
 
-async def make_cookies(port: int, count: int) -> list[str]:
+async def make_cookies(port: int, count: int, in_flight: int = 16) -> list[str]:
     """``Cookie`` header values of *count* new sessions, each made by the server itself."""
     cookies: list[str] = []
     url = f"http://127.0.0.1:{port}/api/session"
+    todo = iter(range(count))
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
 
-        async def one() -> None:
-            async with http.get(url) as response:
-                response.raise_for_status()
-                cookies.append(f"{COOKIE_NAME}={response.cookies[COOKIE_NAME].coded_value}")
+        async def worker() -> None:
+            for _ in todo:
+                async with http.get(url) as response:
+                    response.raise_for_status()
+                    cookies.append(f"{COOKIE_NAME}={response.cookies[COOKIE_NAME].coded_value}")
 
-        for _ in range(count // 16):
-            await asyncio.gather(*(one() for _ in range(16)))
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
     return cookies
+
+
+async def read_cache_counts(port: int) -> dict[str, int]:
+    """The read cache's counters of the worker that answers (with 1 worker: the only one)."""
+    url = f"http://127.0.0.1:{port}/healthz"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        response.raise_for_status()
+        cache = (await response.json()).get("readCache", {})
+    return {key: int(cache.get(key, 0)) for key in ("hits", "misses")}
 
 
 class Server:
@@ -119,13 +134,20 @@ def start_baseline(workers: int, log: Path) -> Server:
 
 
 def wrk(
-    port: int, path: str, cookies: Path, seconds: int, body: Path | None = None
+    port: int,
+    path: str,
+    cookies: Path,
+    seconds: int,
+    body: Path | None = None,
+    start: int | None = None,
 ) -> dict[str, float]:
+    """One wrk run; *start*: the cookie to begin the rotation at (default: the script's own)."""
     cmd = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s",
            "-s", str(LUA), f"http://127.0.0.1:{port}{path}", "--", str(cookies)]  # fmt: skip
     if body is not None:
         cmd.append(str(body))
-    result = run_json_tool(cmd, timeout=seconds + 60)
+    env = None if start is None else {**os.environ, "WRK_COOKIE_START": str(start)}
+    result = run_json_tool(cmd, env=env, timeout=seconds + 60)
     errors = result["errors"]
     assert isinstance(errors, dict)
     failed = sum(int(v) for v in errors.values())
@@ -136,7 +158,8 @@ def wrk(
     latency = result["latency_us"]
     assert isinstance(latency, dict)
     return {"rps": (requests - failed) / duration, "p50": latency["p50"] / 1e3,
-            "p99": latency["p99"] / 1e3, "errors": failed, "seconds": duration}  # fmt: skip
+            "p99": latency["p99"] / 1e3, "errors": failed, "seconds": duration,
+            "sent": requests}  # fmt: skip
 
 
 async def function_calls(db: Database) -> dict[str, int]:
@@ -165,16 +188,27 @@ async def measure(
     db_pid: int,
     keys: tuple[str, ...] = ("get", "chat"),
     count_calls: bool = False,
+    sessions: int = SESSIONS,
+    cache_counts: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """wrk on GET /api/session and POST /api/chat; rates, latencies, CPU and (``count_calls``)
-    database calls per GET."""
+    """wrk on GET /api/session and POST /api/chat with the cookies of *sessions* visitors;
+    rates, latencies, CPU, (``count_calls``) database calls per GET and (``cache_counts``,
+    1 worker) the read cache's hits and misses during the GET run."""
     await wait_http(server.port, "/api/session")
     cookies = workdir / f"cookies-{server.port}.txt"
-    cookies.write_text("\n".join(await make_cookies(server.port, SESSIONS)) + "\n")
+    made = await make_cookies(server.port, sessions, 16 if sessions <= SESSIONS else 32)
+    cookies.write_text("\n".join(made) + "\n")
     body = workdir / "chat.json"
     body.write_text(CHAT_BODY)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, wrk, server.port, "/api/session", cookies, 1)  # warm-up
+    # With more visitors than the read cache holds, the rotation starts at the oldest cookie
+    # (made first: already evicted) and the measured run carries on where the warm-up stopped
+    # (past the up to CONNECTIONS requests it still had in flight), so every read is one the
+    # cache has evicted, as it would be in the steady state.
+    many = sessions > SESSIONS
+    warm = await loop.run_in_executor(None, wrk, server.port, "/api/session", cookies, 1, None,
+                                      0 if many else None)  # fmt: skip
+    position = int(warm["sent"]) + CONNECTIONS if many else None
     pids = [p.pid for p in server.procs]
     results = {}
     for key, path, payload in (("get", "/api/session", None), ("chat", "/api/chat", body)):
@@ -182,9 +216,15 @@ async def measure(
             continue
         counting = count_calls and key == "get"
         calls0 = await function_calls(db) if counting else {}
+        cache0 = await read_cache_counts(server.port) if cache_counts and key == "get" else {}
         cpu0 = tree_cpu_seconds(pids), tree_cpu_seconds([db_pid])
-        result = await loop.run_in_executor(None, wrk, server.port, path, cookies, seconds, payload)
+        result = await loop.run_in_executor(None, wrk, server.port, path, cookies, seconds, payload,
+                                            position)  # fmt: skip
         cpu1 = tree_cpu_seconds(pids), tree_cpu_seconds([db_pid])
+        if cache0:
+            cache1 = await read_cache_counts(server.port)
+            for name in ("hits", "misses"):
+                result[f"cache_{name}"] = cache1[name] - cache0[name]
         done = max(1.0, result["rps"] * result["seconds"])
         result["server_us"] = (cpu1[0] - cpu0[0]) / done * 1e6
         result["db_us"] = (cpu1[1] - cpu0[1]) / done * 1e6
@@ -229,6 +269,20 @@ async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
                     )
                 finally:
                     server.stop()
+                # More visitors than the read cache holds, against the same baseline app
+                # with as many visitors (its cookies need no cache: no database behind it).
+                for name in ("many", "many_base"):
+                    if name == "many":
+                        server = start_ours(db, workers, logs / "serve.log")
+                    else:
+                        server = start_baseline(workers, logs / "baseline.log")
+                    try:
+                        figures[name] = await measure(
+                            server, workdir, whole, db, db_pid, keys=("get",),
+                            sessions=MANY_VISITORS, cache_counts=name == "many",
+                        )  # fmt: skip
+                    finally:
+                        server.stop()
             ours, base = figures["ours"], figures["base"]
             ref = f"aiohttp-session Fernet app, {workers}w"
             for key, label in (("get", "GET /api/session"), ("chat", "POST /api/chat")):
@@ -264,4 +318,27 @@ async def run(db: Database, seconds: float, logs: Path) -> list[Row]:
                             compare(f"{label} p99, {workers}w, read cache off", off["p99"],
                                     "ms", ref, base["get"]["p99"], higher_is_better=False),
                         ]  # fmt: skip
+                    if "many" in figures:
+                        rows += many_visitor_rows(label, workers, figures["many"]["get"],
+                                                  figures["many_base"]["get"])  # fmt: skip
     return rows
+
+
+def many_visitor_rows(
+    label: str, workers: int, ours: dict[str, float], base: dict[str, float]
+) -> list[Row]:
+    """GET with MANY_VISITORS cookies: rate against the baseline app with as many visitors;
+    latency, CPU and the read cache's hit rate say why."""
+    many = f"{workers}w, {MANY_VISITORS} visitors"
+    ref = f"aiohttp-session Fernet app, {many}"
+    looked_up = ours["cache_hits"] + ours["cache_misses"]
+    return [
+        compare(f"{label} req/s, {many}", ours["rps"], "req/s", ref, base["rps"], aim=0.5),
+        compare(f"{label} p99, {many}", ours["p99"], "ms", ref, base["p99"],
+                higher_is_better=False),
+        compare(f"{label} server CPU/request, {many}", ours["server_us"], "µs", ref,
+                base["server_us"], higher_is_better=False),
+        compare(f"{label} PostgreSQL CPU/request, {many}", ours["db_us"], "µs"),
+        compare(f"{label} read-cache hit rate, {many}",
+                ours["cache_hits"] / looked_up * 100 if looked_up else None, "%"),
+    ]  # fmt: skip
