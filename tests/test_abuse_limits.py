@@ -150,7 +150,8 @@ async def test_http_429_with_retry_after_shared_by_two_workers(
         admin = await superuser(pg, name)
         try:
             stored = await admin.fetchval(
-                "select count(*) from bevsession.messages where message_content like 'at once %'"
+                "select count(*) from bevsession.conversation_history"
+                " where message_content like 'at once %'"
             )
         finally:
             await admin.close()
@@ -224,7 +225,8 @@ async def test_page_loads_store_nothing_and_bots_are_purged(
         again = await bot.get("/api/session")  # the bot comes back with its cookie: no error
         assert again.status == 200 and again.json["sessionId"] == bot_id, again
         kept = await admin.fetchval(
-            "select count(*) from bevsession.messages where session_id = $1::uuid", human_id
+            "select count(*) from bevsession.conversation_history where session_id = $1::uuid",
+            human_id,
         )
         assert kept == 2, "the visitor who chatted keeps its messages"
     finally:
@@ -273,7 +275,7 @@ async def test_purge_sessions_keeps_what_it_must(
                 await service.purge_sessions(timedelta(hours=23))  # refused before any I/O
             with pytest.raises(PermissionDenied):  # a visitor cannot purge
                 await transport.call(
-                    "purge_sessions", {"p_older_than_ms": 7 * 86_400_000},
+                    "purge_sessions", {"older_than_ms": 7 * 86_400_000},
                     identity=Caller(uuid.uuid4()),
                 )  # fmt: skip
 
@@ -292,15 +294,16 @@ async def test_purge_sessions_keeps_what_it_must(
             left = {r["id"] for r in await admin.fetch("select id from bevsession.sessions")}
             assert left == {bot, chatter, fresh_clear}, "kept: recent bot, chatter, fresh clear"
             orphans = await admin.fetchval(
-                "select (select count(*) from bevsession.messages m where not exists"
+                "select (select count(*) from bevsession.conversation_history m where not exists"
                 " (select 1 from bevsession.sessions s where s.id = m.session_id))"
-                " + (select count(*) from bevsession.personas p where not exists"
+                " + (select count(*) from bevsession.user_personas p where not exists"
                 " (select 1 from bevsession.sessions s where s.id = p.session_id))"
             )
             assert orphans == 0
             assert busy.deleted.messages == 2, "the cleared session's two messages went with it"
             kept = await admin.fetchval(
-                "select count(*) from bevsession.messages where session_id = $1", chatter
+                "select count(*) from bevsession.conversation_history where session_id = $1",
+                chatter,
             )
             assert kept == 2, "the chatter's messages are untouched"
         finally:

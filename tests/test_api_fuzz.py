@@ -69,7 +69,7 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     assert tested is None or int(tested.group(1)) > 0, summary
     print(summary)
     # the run really reached the database: chat turns were stored
-    stored = await db_fetch(server, "select count(*) as n from bevsession.messages")
+    stored = await db_fetch(server, "select count(*) as n from bevsession.conversation_history")
     assert stored[0]["n"] > 0, "no chat turn was accepted during the fuzzing run"
     log = server.log_text()
     assert "Traceback" not in log, f"the server logged an unhandled error:\n{log[-4000:]}"

@@ -113,6 +113,8 @@ async def test_the_demo_page_chats_and_keeps_the_session_across_a_reload(
     assert result["failedRequests"] == [], result["failedRequests"]
 
     rows = await db_fetch(
-        server, "select count(*) as n from bevsession.messages where session_id = $1::uuid", sid
+        server,
+        "select count(*) as n from bevsession.conversation_history where session_id = $1::uuid",
+        sid,
     )
     assert rows[0]["n"] == 2, "the browser's turn is stored under the session it shows"

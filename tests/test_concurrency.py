@@ -82,7 +82,7 @@ async def test_concurrent_signals_lose_nothing(db_dsn: str) -> None:
     check = await asyncpg.connect(db_dsn)
     try:
         persona = await check.fetchrow(
-            "select * from bevsession.personas where session_id = $1", uuid.UUID(session_id)
+            "select * from bevsession.user_personas where session_id = $1", uuid.UUID(session_id)
         )
         assert persona["total_interactions"] == CALLS
         assert persona["sales_focus_score"] == Decimal("0.5000")
@@ -131,8 +131,8 @@ async def test_concurrent_first_turns_create_one_session(db_dsn: str) -> None:
     check = await asyncpg.connect(db_dsn)
     try:
         assert await check.fetchval("select count(*) from bevsession.sessions") == 1
-        assert await check.fetchval("select count(*) from bevsession.personas") == 1
-        assert await check.fetchval("select count(*) from bevsession.messages") == n
+        assert await check.fetchval("select count(*) from bevsession.user_personas") == 1
+        assert await check.fetchval("select count(*) from bevsession.conversation_history") == n
     finally:
         await check.close()
 
@@ -169,7 +169,7 @@ async def test_a_signal_racing_forget_session_leaves_nothing(db_dsn: str) -> Non
     check = await asyncpg.connect(db_dsn)
     try:
         # whatever got in before the forget was erased by it; nothing got in after it
-        assert await check.fetchval("select count(*) from bevsession.messages") == 0
+        assert await check.fetchval("select count(*) from bevsession.conversation_history") == 0
         assert await check.fetchval(
             "select forgotten_at is not null from bevsession.sessions where id = $1",
             uuid.UUID(session_id),

@@ -96,7 +96,7 @@ def unseal_user(seal: str, password: Any = PASSWORD) -> dict[str, Any]:
 
 
 async def count_rows(server: RunningServer, table: str, session_id: str) -> int:
-    assert table in {"sessions", "personas", "messages", "persona_signals"}
+    assert table in {"sessions", "user_personas", "conversation_history", "persona_signals"}
     column = "id" if table == "sessions" else "session_id"
     rows = await db_fetch(
         server,
@@ -158,7 +158,7 @@ async def test_first_visit_creates_a_session_and_the_cookie(
 
     # the database row exists (created on first visit), with its persona
     assert await count_rows(module_server, "sessions", body["sessionId"]) == 1
-    assert await count_rows(module_server, "personas", body["sessionId"]) == 1
+    assert await count_rows(module_server, "user_personas", body["sessionId"]) == 1
 
 
 async def test_the_set_cookie_header_is_exactly_the_one_iron_session_sends(
@@ -272,7 +272,7 @@ async def test_a_chat_turn_as_the_first_request_creates_the_session(
     summary = await visitor.session()
     assert summary["sessionId"] == reply.json["sessionId"]
     assert summary["messageCount"] == 2
-    assert await count_rows(module_server, "messages", summary["sessionId"]) == 2
+    assert await count_rows(module_server, "conversation_history", summary["sessionId"]) == 2
 
 
 async def test_concurrent_turns_of_one_visitor_lose_no_update(
@@ -294,7 +294,7 @@ async def test_concurrent_turns_of_one_visitor_lose_no_update(
     assert {r.json["sessionId"] for r in replies} == {sid}
     assert sorted(r.json["messageCount"] for r in replies)[-1] == 2 * turns
     assert (await visitor.session())["messageCount"] == 2 * turns
-    assert await count_rows(module_server, "messages", sid) == 2 * turns
+    assert await count_rows(module_server, "conversation_history", sid) == 2 * turns
     page = (await visitor.get("/api/chat/history?limit=100")).json
     assert len(page["messages"]) == 2 * turns
     assert sorted(m["content"] for m in page["messages"] if m["role"] == "user") == sorted(
@@ -375,7 +375,9 @@ async def test_clear_revokes_the_session_and_the_old_cookie_is_refused(
         module_server, "select revoked_at from bevsession.sessions where id = $1::uuid", sid
     )
     assert rows and rows[0]["revoked_at"] is not None, "clear must revoke the session in the db"
-    assert await count_rows(module_server, "messages", sid) == 2, "clear keeps data for analytics"
+    assert await count_rows(module_server, "conversation_history", sid) == 2, (
+        "clear keeps data for analytics"
+    )
 
     replay = await visitor.get("/api/session", cookie=old, keep=False)
     assert replay.status == 200, replay
@@ -392,7 +394,7 @@ async def test_clear_revokes_the_session_and_the_old_cookie_is_refused(
     chat = await visitor.post("/api/chat", {"message": "hello again"}, cookie=old, keep=False)
     assert chat.status == 200, chat
     assert chat.json["sessionId"] != sid and chat.json["messageCount"] == 2
-    assert await count_rows(module_server, "messages", sid) == 2, (
+    assert await count_rows(module_server, "conversation_history", sid) == 2, (
         "nothing written to a revoked session"
     )
 
@@ -406,7 +408,7 @@ async def test_forget_erases_the_visitors_rows(
     old = visitor.cookie
     signals = await count_rows(module_server, "persona_signals", sid)
     assert signals > 0
-    assert await count_rows(module_server, "messages", sid) == 4
+    assert await count_rows(module_server, "conversation_history", sid) == 4
 
     reply = await visitor.delete("/api/session/data")
     assert reply.status == 200, reply
@@ -418,7 +420,7 @@ async def test_forget_erases_the_visitors_rows(
     cookie = reply.session_cookie()
     assert cookie is not None and cookie.attributes.get("max-age") == "0", reply
 
-    for table in ("messages", "persona_signals", "personas"):
+    for table in ("conversation_history", "persona_signals", "user_personas"):
         assert await count_rows(module_server, table, sid) == 0, f"{table} rows left after forget"
     rows = await db_fetch(
         module_server,

@@ -40,29 +40,29 @@ def me() -> Visitor:
 
 
 # --- invalid input, as the SQL sees it -----------------------------------------------------------
-SIGNAL = {"p_signal_type": "x", "p_signal_text": "y"}
+SIGNAL = {"signal_type": "x", "signal_text": "y"}
 SQL_REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
-    ("update_persona", {"p_updates": {"overall_confidence": 1}}, "22023",
-     "p_updates.overall_confidence"),
-    ("update_persona", {"p_updates": {"current_mode": "asleep"}}, "22023",
-     "p_updates.current_mode"),
-    ("update_persona", {"p_updates": [1, 2]}, "22023", "p_updates"),
-    ("record_persona_signal", {**SIGNAL, "p_signal_strength": "huge"}, "22023",
-     "p_signal_strength"),
+    ("update_persona", {"updates": {"overall_confidence": 1}}, "22023",
+     "updates.overall_confidence"),
+    ("update_persona", {"updates": {"current_mode": "asleep"}}, "22023",
+     "updates.current_mode"),
+    ("update_persona", {"updates": [1, 2]}, "22023", "updates"),
+    ("record_persona_signal", {**SIGNAL, "signal_strength": "huge"}, "22023",
+     "signal_strength"),
     ("record_persona_signal",
-     {**SIGNAL, "p_signal_strength": "weak", "p_score_updates": {"sales_focus_score": 2}},
-     "22023", "p_score_updates"),
-    ("record_persona_signal", {**SIGNAL, "p_signal_strength": "weak", "p_vector": "org_type"},
-     "22023", "p_vector_value"),
-    ("add_conversation_message", {"p_role": "robot", "p_content": "hi"}, "22023", "p_role"),
-    ("add_conversation_message", {"p_role": "user", "p_content": "x" * 8001}, "22023",
-     "p_content"),
-    ("get_conversation_history", {"p_limit": 0}, "22023", "p_limit"),
+     {**SIGNAL, "signal_strength": "weak", "score_updates": {"sales_focus_score": 2}},
+     "22023", "score_updates"),
+    ("record_persona_signal", {**SIGNAL, "signal_strength": "weak", "vector": "org_type"},
+     "22023", "vector_value"),
+    ("add_conversation_message", {"role": "robot", "content": "hi"}, "22023", "role"),
+    ("add_conversation_message", {"role": "user", "content": "x" * 8001}, "22023",
+     "content"),
+    ("get_conversation_history", {"history_limit": 0}, "22023", "history_limit"),
     # the server (PostgREST: 22P02) or asyncpg's encoder (22000) refuses it: class 22 both ways
-    ("get_conversation_history", {"p_limit": "many"}, "22", ""),
-    ("begin_chat_turn", {"p_content": "hi", "p_signals": [{"signal_type": "x"}]}, "22023",
-     "p_signals[0]"),
-    ("begin_chat_turn", {"p_content": "hi", "p_history_limit": 500}, "22023", "p_history_limit"),
+    ("get_conversation_history", {"history_limit": "many"}, "22", ""),
+    ("begin_chat_turn", {"content": "hi", "signals": [{"signal_type": "x"}]}, "22023",
+     "signals[0]"),
+    ("begin_chat_turn", {"content": "hi", "history_limit": 500}, "22023", "history_limit"),
 ]  # fmt: skip
 
 
@@ -85,14 +85,14 @@ async def test_refused_turn_writes_nothing(local_transport: Transport, db_dsn: s
     with pytest.raises(InvalidInput):
         await local_transport.call(
             "begin_chat_turn",
-            {"p_content": "hi", "p_signals": [good, {**good, "signal_strength": "loud"}]},
+            {"content": "hi", "signals": [good, {**good, "signal_strength": "loud"}]},
             identity=identity,
         )
     conn = await asyncpg.connect(db_dsn)
     try:
         counts = await conn.fetchrow(
             "select (select count(*) from bevsession.sessions) s,"
-            " (select count(*) from bevsession.messages) m,"
+            " (select count(*) from bevsession.conversation_history) m,"
             " (select count(*) from bevsession.persona_signals) g"
         )
     finally:
@@ -116,13 +116,13 @@ async def test_visitor_cannot_call_admin_functions(transport: Transport) -> None
 async def test_missing_and_revoked_sessions(transport: Transport) -> None:
     identity = me()
     with pytest.raises(SessionNotFound) as missing:
-        await transport.call("add_conversation_message", {"p_role": "user", "p_content": "x"},
+        await transport.call("add_conversation_message", {"role": "user", "content": "x"},
                              identity=identity)  # fmt: skip
     assert missing.value.code == "PT404"
     await transport.call("get_session", {}, identity=identity)
     await transport.call("clear_session", {}, identity=identity)
     with pytest.raises(SessionRevoked) as revoked:
-        await transport.call("finish_chat_turn", {"p_content": "x"}, identity=identity)
+        await transport.call("finish_chat_turn", {"content": "x"}, identity=identity)
     assert revoked.value.code == "PT403"
     assert "revoked" in revoked.value.message
 
@@ -131,7 +131,7 @@ async def test_names_outside_the_api_are_refused_before_io(transport: Transport)
     with pytest.raises(ValueError, match="unknown RPC function"):
         await transport.call("pg_sleep", {}, identity=me())
     with pytest.raises(ValueError, match="unknown argument"):
-        await transport.call("get_session", {"p_touch) or true; --": 1}, identity=me())
+        await transport.call("get_session", {"touch) or true; --": 1}, identity=me())
 
 
 # --- the database goes away and comes back -------------------------------------------------------
@@ -154,7 +154,7 @@ async def lonely_pg() -> AsyncIterator[LocalPostgres]:
 async def message_count(cluster: LocalPostgres) -> int:
     conn = await asyncpg.connect(cluster.dsn("lonely"))
     try:
-        count: int = await conn.fetchval("select count(*) from bevsession.messages")
+        count: int = await conn.fetchval("select count(*) from bevsession.conversation_history")
         return count
     finally:
         await conn.close()

@@ -27,8 +27,9 @@ async def snapshot_of(db_dsn: str, session_id: uuid.UUID) -> dict[str, object]:
             table: [dict(r) for r in await conn.fetch(
                 f"select * from bevsession.{table} where {key} = $1 order by 1", session_id  # noqa: S608
             )]
-            for table, key in (("sessions", "id"), ("personas", "session_id"),
-                               ("messages", "session_id"), ("persona_signals", "session_id"))
+            for table, key in (("sessions", "id"), ("user_personas", "session_id"),
+                               ("conversation_history", "session_id"),
+                               ("persona_signals", "session_id"))
         }  # fmt: skip
     finally:
         await conn.close()

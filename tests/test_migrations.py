@@ -61,7 +61,8 @@ async def test_migrate_applies_everything_then_nothing(fresh_dsn: str) -> None:
             "select tablename from pg_tables where schemaname = 'bevsession' order by 1"
         )
         assert [t["tablename"] for t in tables] == [
-            "messages", "persona_signals", "personas", "seal_keys", "session_policy", "sessions",
+            "conversation_history", "persona_signals", "seal_keys", "session_policy", "sessions",
+            "user_personas",
         ]  # fmt: skip
     finally:
         await conn.close()
@@ -129,6 +130,34 @@ async def test_shim_is_idempotent(fresh_dsn: str) -> None:
 
     # and the migrations apply on top of the twice-applied shim
     assert await migrate(fresh_dsn) == [m.version for m in list_migrations()]
+
+
+DEFAULT_ACL = """
+    select defaclrole::regrole::text as role, defaclnamespace::regnamespace::text as schema,
+           defaclobjtype as kind, array(select unnest(defaclacl)::text order by 1) as acl
+    from pg_default_acl
+    order by 1, 2, 3
+"""
+
+
+async def test_migrations_leave_default_privileges_alone(fresh_dsn: str) -> None:
+    """On a shared database other applications keep the default privileges they expect: the
+    migrations grant every object explicitly and never ALTER DEFAULT PRIVILEGES."""
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(shim_path().read_text(encoding="utf-8"))
+        migration_role = await conn.fetchval("select current_user")
+        before = [tuple(r) for r in await conn.fetch(DEFAULT_ACL)]
+        # not vacuous: the shim sets Supabase's default privileges on public for this role
+        assert any(row[0] == migration_role and row[1] == "public" for row in before), before
+
+        assert await migrate(fresh_dsn) == [m.version for m in list_migrations()]
+
+        after = [tuple(r) for r in await conn.fetch(DEFAULT_ACL)]
+        assert after == before, "the migrations changed the database's default privileges"
+    finally:
+        await conn.close()
 
 
 def test_sql_files_are_plain_sql() -> None:

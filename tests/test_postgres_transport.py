@@ -44,16 +44,14 @@ async def one_conn(relay: RoundTripRelay, db_name: str) -> AsyncIterator[Postgre
 
 async def test_one_round_trip_per_rpc(one_conn: PostgresTransport, relay: RoundTripRelay) -> None:
     me = Visitor(uuid.uuid4())
-    await one_conn.call("get_session", {"p_touch": True}, identity=me)  # prepares the statement
-    await one_conn.call(
-        "add_conversation_message", {"p_role": "user", "p_content": "x"}, identity=me
-    )
+    await one_conn.call("get_session", {"touch": True}, identity=me)  # prepares the statement
+    await one_conn.call("add_conversation_message", {"role": "user", "content": "x"}, identity=me)
     relay.reset()
     n = 25
     for i in range(n):
-        await one_conn.call("get_session", {"p_touch": True}, identity=me)
+        await one_conn.call("get_session", {"touch": True}, identity=me)
         await one_conn.call(
-            "add_conversation_message", {"p_role": "user", "p_content": f"m{i}"}, identity=me
+            "add_conversation_message", {"role": "user", "content": f"m{i}"}, identity=me
         )
     assert relay.round_trips == 2 * n
 
@@ -89,8 +87,8 @@ async def test_claims_inside_the_call_are_postgrests(one_conn: PostgresTransport
     """Inside the statement the function sees PostgREST's GUCs, the role and the claims."""
     me = Visitor(uuid.uuid4())
     spec = FUNCTIONS["get_session"]
-    sql = one_conn.statement(spec, ("p_touch",)).replace(
-        "public.get_session(p_touch => $2)",
+    sql = one_conn.statement(spec, ("touch",)).replace(
+        "public.get_session(touch => $2)",
         "json_build_object('user', current_user, 'claims', current_setting('request.jwt.claims'),"
         " 'method', current_setting('request.method'), 'path', current_setting('request.path'),"
         " 'search_path', current_setting('search_path'), 'x', $2::bool)",
@@ -110,14 +108,14 @@ async def test_claims_inside_the_call_are_postgrests(one_conn: PostgresTransport
 async def test_rls_applies_to_the_pool_role(one_conn: PostgresTransport) -> None:
     a, b = Visitor(uuid.uuid4()), Visitor(uuid.uuid4())
     for who in (a, b, b):
-        await one_conn.call("begin_chat_turn", {"p_content": "hi"}, identity=who)
+        await one_conn.call("begin_chat_turn", {"content": "hi"}, identity=who)
     count_sql = one_conn.statement(FUNCTIONS["clear_session"], ()).replace(
-        "public.clear_session()", "(select count(*) from bevsession.messages)"
+        "public.clear_session()", "(select count(*) from bevsession.conversation_history)"
     )
     for who, expected in ((a, 1), (b, 2)):
         claims = json.dumps({"role": "session_visitor", "session_id": str(who.session_id)})
         assert await raw(one_conn, Visitor, count_sql, claims) == expected
-    assert await raw(one_conn, Visitor, "select count(*) from bevsession.messages") == 0
+    assert await raw(one_conn, Visitor, "select count(*) from bevsession.conversation_history") == 0
 
 
 async def test_roles_and_role_settings(one_conn: PostgresTransport) -> None:
@@ -142,10 +140,10 @@ async def test_reset_all_leaves_the_role(db_dsn: str) -> None:
 
 
 async def test_read_only_functions_run_read_only(one_conn: PostgresTransport) -> None:
-    history = one_conn.statement(FUNCTIONS["get_conversation_history"], ("p_limit",))
+    history = one_conn.statement(FUNCTIONS["get_conversation_history"], ("history_limit",))
     assert "transaction_read_only" in history
     probe = history.replace(
-        "public.get_conversation_history(p_limit => $2)",
+        "public.get_conversation_history(history_limit => $2)",
         "(select current_setting('transaction_read_only') || $2::int)",
     )
     claims = json.dumps({"role": "session_visitor"})
@@ -154,12 +152,12 @@ async def test_read_only_functions_run_read_only(one_conn: PostgresTransport) ->
 
 
 async def test_statement_uses_only_listed_names(one_conn: PostgresTransport) -> None:
-    sql = one_conn.statement(FUNCTIONS["record_persona_signal"], ("p_signal_type", "p_vector"))
+    sql = one_conn.statement(FUNCTIONS["record_persona_signal"], ("signal_type", "vector"))
     assert sql.startswith(
-        "select public.record_persona_signal(p_signal_type => $2, p_vector => $3) as result from ("
+        "select public.record_persona_signal(signal_type => $2, vector => $3) as result from ("
     )
     with pytest.raises(ValueError):
-        await one_conn.call("get_session", {"p_touch": True, "p_other": 1}, identity=Service())
+        await one_conn.call("get_session", {"touch": True, "other": 1}, identity=Service())
 
 
 async def test_pool_recovers_after_its_backends_are_killed(

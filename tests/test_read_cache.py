@@ -275,7 +275,7 @@ async def test_pending_reads_are_flushed_on_shutdown(
             uuid.UUID(sid),
         )
         await owner.execute(
-            "update bevsession.personas set last_updated = last_updated - interval '1 minute'"
+            "update bevsession.user_personas set last_updated = last_updated - interval '1 minute'"
             " where session_id = $1",
             uuid.UUID(sid),
         )

@@ -83,7 +83,7 @@ async def test_100_concurrent_turns_over_10_sessions_lose_and_mix_nothing(
     rows = await db_fetch(
         server,
         "select session_id::text as sid, seq, message_role, message_content"
-        " from bevsession.messages order by seq",
+        " from bevsession.conversation_history order by seq",
     )
     assert len(rows) == SESSIONS * TURNS_PER_SESSION * 2
     user_rows = [r for r in rows if r["message_role"] == "user"]
@@ -102,7 +102,7 @@ async def test_100_concurrent_turns_over_10_sessions_lose_and_mix_nothing(
         server,
         "select s.id::text as sid, s.message_count, p.total_interactions,"
         " (select count(*) from bevsession.persona_signals g where g.session_id = s.id) as signals"
-        " from bevsession.sessions s join bevsession.personas p on p.session_id = s.id",
+        " from bevsession.sessions s join bevsession.user_personas p on p.session_id = s.id",
     )
     assert {r["sid"] for r in sessions} == set(ids), "sessions appeared or vanished"
     signals_per_turn = {r["signals"] for r in sessions}

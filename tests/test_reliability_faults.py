@@ -183,7 +183,7 @@ async def assert_nothing_acknowledged_is_lost(dsn: str, load: Load) -> dict[str,
     try:
         rows = await conn.fetch(
             "select session_id::text as sid, seq, message_role as role,"
-            " message_content as content from bevsession.messages order by seq"
+            " message_content as content from bevsession.conversation_history order by seq"
         )
         counters = await conn.fetch(
             "select id::text as sid, message_count from bevsession.sessions"

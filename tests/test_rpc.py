@@ -37,8 +37,8 @@ async def test_registry_matches_pg_proc(db_dsn: str) -> None:
 
 
 def test_check_call() -> None:
-    assert check_call("get_session", {"p_touch": True}).name == "get_session"
+    assert check_call("get_session", {"touch": True}).name == "get_session"
     with pytest.raises(ValueError, match="unknown RPC function"):
         check_call("drop_everything", {})
     with pytest.raises(ValueError, match="unknown argument"):
-        check_call("clear_session", {"p_session_id": "x"})
+        check_call("clear_session", {"session_id": "x"})

@@ -6,9 +6,11 @@ every result model is checked to dump back to exactly the JSON the SQL function 
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from pydantic import BaseModel
 
@@ -185,12 +187,14 @@ async def test_add_conversation_message_snapshots_and_counts(service: SessionSer
     assert msg.ui_specification == spec
     assert msg.estimated_read_time == "2 min"
     assert msg.pain_points_inferred == ["roi_proof"]
-    assert msg.persona_snapshot is not None
-    assert msg.persona_snapshot.distributor_score == 0.4
     assert msg.session_id == session_id
     assert result.session.message_count == 1
     assert result.session.last_message == "Here is your brochure"
     assert result.session.last_message_at == msg.created_at
+    (stored,) = (await service.get_conversation_history(session_id)).messages
+    assert stored.id == msg.id
+    assert stored.persona_snapshot is not None
+    assert stored.persona_snapshot.distributor_score == 0.4
 
 
 async def test_history_pages_newest_first_returned_oldest_first(service: SessionService) -> None:
@@ -229,8 +233,16 @@ async def test_chat_turn_in_two_calls(service: SessionService) -> None:
     assert begun.persona.total_interactions == 2
     assert begun.message.message_role == "user"
     assert begun.message.pain_points_inferred == ["roi_proof"]
-    assert begun.message.persona_snapshot == begun.persona  # post-signal snapshot
-    assert [m.id for m in begun.history.messages] == [begun.message.id]
+    (stored,) = (await service.get_conversation_history(session_id)).messages
+    assert stored.id == begun.message.id
+    assert stored.persona_snapshot == begun.persona  # post-signal snapshot
+    assert [
+        (m.message_role, m.message_content, m.token_count, m.created_at)
+        for m in begun.history.messages
+    ] == [
+        (begun.message.message_role, begun.message.message_content, begun.message.token_count,
+         begun.message.created_at)
+    ]  # fmt: skip
     assert begun.session.persona == begun.persona
 
     finished = await service.finish_chat_turn(
@@ -244,6 +256,97 @@ async def test_chat_turn_in_two_calls(service: SessionService) -> None:
     contents = [m.message_content for m in second.history.messages]
     assert contents == ["Happy to help", "and distributors?"]
     assert second.history.next_before is not None
+
+
+PROMPT_FIELDS = {"message_role", "message_content", "generation_mode", "token_count", "created_at"}
+
+
+async def test_chat_turn_history_holds_prompt_messages_only(transport: Transport) -> None:
+    """begin_chat_turn's history: exactly what a prompt reads, no ids, UI spec or snapshot; the
+    message a call returns has no snapshot either; history pages keep the snapshots."""
+    me = Visitor(sid())
+
+    async def call(fn: str, args: dict[str, Any]) -> Any:
+        return await transport.call(fn, args, identity=me)
+
+    signal = {
+        "signal_type": "s",
+        "signal_text": "t",
+        "signal_strength": "strong",
+        "vector": "org_type",
+        "vector_value": "supplier",
+        "pain_points_inferred": ["a_b"],
+    }
+    first = await call(
+        "begin_chat_turn", {"content": "hi", "signals": [signal], "generation_mode": "fresh"}
+    )
+    reply = await call(
+        "finish_chat_turn",
+        {
+            "content": "hello",
+            "ui_specification": {"k": 1},
+            "generation_mode": "fresh",
+            "estimated_read_time": "1 min",
+        },
+    )
+    added = await call("add_conversation_message", {"role": "system", "content": "ctx"})
+    second = await call("begin_chat_turn", {"content": "more", "history_limit": 10})
+    for result in (first, reply, added, second):
+        assert "persona_snapshot" not in result["message"]
+    for turn, expected in ((first, ["hi"]), (second, ["hi", "hello", "ctx", "more"])):
+        messages = turn["history"]["messages"]
+        assert [m["message_content"] for m in messages] == expected
+        for m in messages:
+            assert set(m) == PROMPT_FIELDS, m
+    last = second["history"]["messages"][-1]
+    assert last == {k: second["message"][k] for k in PROMPT_FIELDS}
+    assert second["history"]["messages"][1]["generation_mode"] == "fresh"
+    assert ChatTurnBegin.model_validate(second).history.messages[1].message_role == "assistant"
+
+    page = await call("get_conversation_history", {"history_limit": 10})
+    assert [m["message_content"] for m in page["messages"]] == ["hi", "hello", "ctx", "more"]
+    assert all(isinstance(m["persona_snapshot"], dict) for m in page["messages"])
+    assert page["messages"][0]["persona_snapshot"] == first["persona"]
+
+
+async def test_user_message_and_reply_store_the_same_snapshot(
+    local_service: SessionService, owner: asyncpg.Connection
+) -> None:
+    """The snapshot is built once per turn: the reply stores its turn's user message snapshot,
+    even when the persona changed between begin and finish."""
+    session_id = sid()
+    begun = await local_service.begin_chat_turn(
+        session_id, "we brew beer",
+        signals=[{"signal_type": "org", "signal_text": "brewery", "signal_strength": "strong",
+                  "vector": "org_type", "vector_value": "supplier",
+                  "score_updates": {"supplier_score": 0.3}}],
+    )  # fmt: skip
+    changed = await local_service.update_persona(session_id, {"sales_focus_score": 0.9})
+    assert changed.persona != begun.persona
+    await local_service.finish_chat_turn(session_id, "cheers")
+
+    rows = await owner.fetch(
+        "select message_role::text as role, persona_snapshot::text as snapshot"
+        " from bevsession.conversation_history where session_id = $1 order by seq",
+        session_id,
+    )
+    assert [r["role"] for r in rows] == ["user", "assistant"]
+    user_snapshot, reply_snapshot = (json.loads(r["snapshot"]) for r in rows)
+    assert reply_snapshot == user_snapshot
+    assert PersonaScores.model_validate(user_snapshot) == begun.persona
+
+    # a second turn takes a new snapshot (the persona as it is now), and its reply that one
+    second = await local_service.begin_chat_turn(session_id, "and sales?")
+    await local_service.finish_chat_turn(session_id, "sure")
+    rows = await owner.fetch(
+        "select persona_snapshot::text as snapshot from bevsession.conversation_history"
+        " where session_id = $1 order by seq offset 2",
+        session_id,
+    )
+    user_snapshot, reply_snapshot = (json.loads(r["snapshot"]) for r in rows)
+    assert reply_snapshot == user_snapshot
+    assert PersonaScores.model_validate(user_snapshot) == second.persona
+    assert second.persona.sales_focus_score == 0.9
 
 
 # --- clear and forget ----------------------------------------------------------------------------
@@ -331,40 +434,40 @@ async def test_models_dump_back_to_the_sql_json(transport: Transport) -> None:
     async def call(fn: str, args: dict[str, Any], identity: Any = me) -> Any:
         return await transport.call(fn, args, identity=identity)
 
-    assert_round_trip(SessionSnapshot, await call("get_session", {"p_touch": True}))
+    assert_round_trip(SessionSnapshot, await call("get_session", {"touch": True}))
     assert_round_trip(
         PersonaUpdateResult,
-        await call("update_persona", {"p_updates": {"sales_focus_score": 0.25, "has_brochure": True,
-                                                    "last_generated_brochure_id": "b-1",
-                                                    "last_brochure_generated_at": 1700000000123}}),
+        await call("update_persona", {"updates": {"sales_focus_score": 0.25, "has_brochure": True,
+                                                  "last_generated_brochure_id": "b-1",
+                                                  "last_brochure_generated_at": 1700000000123}}),
     )  # fmt: skip
     assert_round_trip(
         SignalResult,
         await call("record_persona_signal", {
-            "p_signal_type": "t", "p_signal_text": "ops", "p_signal_strength": "medium",
-            "p_pain_points_inferred": ["a_b"], "p_score_updates": {"operations_focus_score": 0.1},
-            "p_vector": "functional_role", "p_vector_value": "operations"}),
+            "signal_type": "t", "signal_text": "ops", "signal_strength": "medium",
+            "pain_points_inferred": ["a_b"], "score_updates": {"operations_focus_score": 0.1},
+            "vector": "functional_role", "vector_value": "operations"}),
     )  # fmt: skip
     assert_round_trip(
         MessageResult,
-        await call("add_conversation_message", {"p_role": "system", "p_content": "ctx",
-                                                "p_ui_specification": {"k": [1, "v"]}}),
+        await call("add_conversation_message", {"role": "system", "content": "ctx",
+                                                "ui_specification": {"k": [1, "v"]}}),
     )  # fmt: skip
     assert_round_trip(
         ChatTurnBegin,
-        await call("begin_chat_turn", {"p_content": "hi", "p_signals": [
+        await call("begin_chat_turn", {"content": "hi", "signals": [
             {"signal_type": "s", "signal_text": "t", "signal_strength": "weak",
              "vector": "org_size", "vector_value": "craft"}]}),
     )  # fmt: skip
-    assert_round_trip(MessageResult, await call("finish_chat_turn", {"p_content": "ok"}))
-    assert_round_trip(HistoryPage, await call("get_conversation_history", {"p_limit": 2}))
+    assert_round_trip(MessageResult, await call("finish_chat_turn", {"content": "ok"}))
+    assert_round_trip(HistoryPage, await call("get_conversation_history", {"history_limit": 2}))
     assert_round_trip(SessionStats, await call("admin_session_stats", {}, Service()))
     assert_round_trip(ClearResult, await call("clear_session", {}))
     assert_round_trip(ForgetResult, await call("forget_session", {}))
 
 
 async def test_signal_model_matches_the_sql_normalisation(service: SessionService) -> None:
-    """A PersonaSignal's JSON is what begin_chat_turn's p_signals elements accept."""
+    """A PersonaSignal's JSON is what begin_chat_turn's signals elements accept."""
     session_id = sid()
     signal = PersonaSignal(signal_type="x", signal_text="t", signal_strength="weak",
                            pain_points_inferred=["a", "a", "b"])  # fmt: skip

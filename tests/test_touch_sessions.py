@@ -38,7 +38,7 @@ async def backdate(owner: asyncpg.Connection, session_id: uuid.UUID, seconds: in
         shift,
     )
     await owner.execute(
-        "update bevsession.personas set last_updated = last_updated - $2::interval,"
+        "update bevsession.user_personas set last_updated = last_updated - $2::interval,"
         " created_at = created_at - $2::interval where session_id = $1",
         session_id,
         shift,
@@ -70,7 +70,7 @@ async def test_a_visitor_cannot_touch_sessions(transport: Transport) -> None:
     with pytest.raises(PermissionDenied):
         await transport.call(
             "touch_sessions",
-            {"p_session_ids": [str(uuid.uuid4())], "p_seen_ms": [0]},
+            {"session_ids": [str(uuid.uuid4())], "seen_ms": [0]},
             identity=Visitor(uuid.uuid4()),
         )
 
@@ -99,8 +99,8 @@ async def test_bad_arguments_are_refused(service: SessionService, transport: Tra
     empty = await service.touch_sessions({})
     assert (empty.touched, empty.stale) == (0, [])
     for args in (
-        {"p_session_ids": [str(uuid.uuid4())], "p_seen_ms": []},
-        {"p_session_ids": [str(uuid.uuid4())], "p_seen_ms": [None]},
+        {"session_ids": [str(uuid.uuid4())], "seen_ms": []},
+        {"session_ids": [str(uuid.uuid4())], "seen_ms": [None]},
     ):
         with pytest.raises(InvalidInput) as info:
             await transport.call("touch_sessions", args, identity=Service())
@@ -179,14 +179,14 @@ async def test_the_oldest_check_of_a_repeated_id_decides(
     session_id, seen = await settled(local_service, owner)
     await local_service.update_persona(session_id, {"craft_score": 0.4})
     changed_ms = await owner.fetchval(
-        "select bevsession.to_ms(last_updated) from bevsession.personas where session_id = $1",
+        "select bevsession.to_ms(last_updated) from bevsession.user_personas where session_id = $1",
         session_id,
     )
     assert isinstance(changed_ms, int)
     ids = [str(session_id), str(session_id)]
     raw = await local_service.transport.call(
         "touch_sessions",
-        {"p_session_ids": ids, "p_seen_ms": [changed_ms + 60_000, seen]},
+        {"session_ids": ids, "seen_ms": [changed_ms + 60_000, seen]},
         identity=Service(),
     )
     assert raw == {"touched": 0, "stale": [str(session_id)]}

@@ -70,6 +70,7 @@ __all__ = [
     "DetectionHistory",
     "DetectionVectors",
     "ForgetResult",
+    "HistoryMessage",
     "HistoryPage",
     "Identifier",
     "MessageResult",
@@ -230,20 +231,25 @@ def _with_persona(data: Any) -> Any:
 
 # --- messages ------------------------------------------------------------------------------------
 class ConversationMessage(_Result):
-    """One stored chat message with the persona as it was when the message was stored."""
+    """One stored chat message (history pages add the persona snapshot it was stored with)."""
 
     id: UUID
     seq: int
     session_id: UUID
     message_role: Role
     message_content: str
-    persona_snapshot: PersonaScores | None = None
     pain_points_inferred: list[PainPoint] = Field(default_factory=list)
     ui_specification: Any = None
     generation_mode: str | None = None
     estimated_read_time: str | None = None
     token_count: int = Field(ge=0)
     created_at: Millis
+
+
+class HistoryMessage(ConversationMessage):
+    """A message of a history page, with the persona as it was when the message was stored."""
+
+    persona_snapshot: PersonaScores | None = None
 
 
 class PromptMessage(_Result):
@@ -270,7 +276,7 @@ class HistoryPage(_Result):
     ``tokens`` is the sum of the messages' stored token counts (what the page costs a prompt).
     """
 
-    messages: list[ConversationMessage] = Field(default_factory=list)
+    messages: list[HistoryMessage] = Field(default_factory=list)
     tokens: int = Field(0, ge=0)
     next_before: int | None = None
 
@@ -437,7 +443,7 @@ class PersonaSignal(_Input):
         return self
 
     def to_rpc(self) -> dict[str, Any]:
-        """The signal as the SQL's JSON object (also one element of ``p_signals``)."""
+        """The signal as the SQL's JSON object (also one element of ``signals``)."""
         return self.model_dump(mode="json")
 
 
@@ -478,7 +484,7 @@ class PersonaUpdate(_Input):
         return self
 
     def to_rpc(self) -> dict[str, Any]:
-        """``p_updates``: exactly the keys that were set."""
+        """``updates``: exactly the keys that were set."""
         return self.model_dump(mode="json", exclude_unset=True)
 
 

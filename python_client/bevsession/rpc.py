@@ -60,9 +60,7 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
         RpcFunction("get_session_policy", read_only=True),
         RpcFunction("clear_session"),
         RpcFunction("forget_session"),
-        RpcFunction(
-            "begin_chat_turn", ("content", "signals", "history_limit", "generation_mode")
-        ),
+        RpcFunction("begin_chat_turn", ("content", "signals", "history_limit", "generation_mode")),
         RpcFunction(
             "finish_chat_turn",
             ("content", "ui_specification", "generation_mode", "estimated_read_time"),

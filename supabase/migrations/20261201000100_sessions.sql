@@ -250,8 +250,9 @@ comment on function bevsession.lock_session(uuid, boolean) is
 revoke all on function bevsession.lock_session(uuid, boolean) from public;
 grant execute on function bevsession.lock_session(uuid, boolean) to session_visitor, service_role;
 
--- Why: get_session and begin_chat_turn create a session on first sight. Two first requests of
--- one visitor may race: ON CONFLICT DO NOTHING lets exactly one insert, the other locks the row.
+-- Why: get_session and begin_chat_turn create a session on first sight. The common case (the
+-- session exists) is one statement: lock the row. Two first requests of one visitor may race:
+-- ON CONFLICT DO NOTHING lets exactly one insert, the other then locks the row.
 -- An existing session is locked and checked live; with touch its last_activity_at moves (the
 -- seed updates it on every request). begin_chat_turn does not touch here: its one UPDATE of the
 -- session row moves the activity with the counters.
@@ -265,15 +266,21 @@ create function bevsession.ensure_session(
     set search_path = ''
 as $$
 begin
-    insert into bevsession.sessions (id) values (ensure_session.session_id)
-        on conflict (id) do nothing
-        returning * into session;
-    created := found;
-    if created then
-        insert into bevsession.user_personas (session_id) values (ensure_session.session_id);
-        return;
+    created := false;
+    select * into session from bevsession.sessions as s where s.id = ensure_session.session_id
+        for no key update;
+    if not found then
+        insert into bevsession.sessions (id) values (ensure_session.session_id)
+            on conflict (id) do nothing
+            returning * into session;
+        created := found;
+        if created then
+            insert into bevsession.user_personas (session_id) values (ensure_session.session_id);
+            return;
+        end if;
+        session := bevsession.lock_session(ensure_session.session_id);  -- a concurrent first request made it
     end if;
-    session := bevsession.lock_session(ensure_session.session_id);
+    session := bevsession.check_live(session, false);
     if touch then
         update bevsession.sessions as s set last_activity_at = pg_catalog.now()
             where s.id = ensure_session.session_id
@@ -325,8 +332,7 @@ as $$
 declare
     v_ensured record;
 begin
-    select * into v_ensured
-    from bevsession.ensure_session(bevsession.require_session_id(), coalesce(get_session.touch, true));
+    v_ensured := bevsession.ensure_session(bevsession.require_session_id(), coalesce(get_session.touch, true));
     return pg_catalog.jsonb_build_object(
         'session', bevsession.session_json(v_ensured.session),
         'persona', bevsession.persona_json(bevsession.persona_of(v_ensured.session)),

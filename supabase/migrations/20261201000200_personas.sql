@@ -343,7 +343,8 @@ revoke all on function bevsession.apply_detection(bevsession.user_personas, bevs
 grant execute on function bevsession.apply_detection(bevsession.user_personas, bevsession.vector_name, bevsession.identifier, bevsession.signal_strength, text, timestamptz) to session_visitor, service_role;
 
 -- One signal (already checked by parse_signal): score deltas, pain points, the vector, then the
--- confidence and the interaction count. A persona past 32 pain points is refused by its domain.
+-- confidence and the interaction count. A persona its pain points would take past the domain's
+-- limit is refused as an argument error (22023 "pain_points_inferred: …").
 create function bevsession.apply_signal(p bevsession.user_personas, signal jsonb, at timestamptz)
     returns bevsession.user_personas
     language plpgsql stable
@@ -354,19 +355,25 @@ declare
     v_key text;
     v_delta jsonb;
     v_pain text;
+    v_rule text;
 begin
     for v_key, v_delta in select e.key, e.value from pg_catalog.jsonb_each(signal -> 'score_updates') as e loop
         p := bevsession.with_score(p, v_key::bevsession.score_name,
                                    bevsession.score_of(p, v_key::bevsession.score_name) + v_delta::numeric);
     end loop;
 
-    for v_pain in select pg_catalog.jsonb_array_elements_text(signal -> 'pain_points_inferred') loop
-        if not v_pain = any (p.pain_points_detected) then
-            p.pain_points_detected := p.pain_points_detected || v_pain;
-        end if;
-        p.pain_points_confidence := p.pain_points_confidence || pg_catalog.jsonb_build_object(v_pain,
-            bevsession.reinforce(coalesce((p.pain_points_confidence ->> v_pain)::numeric, 0), v_weight)::float8);
-    end loop;
+    begin
+        for v_pain in select pg_catalog.jsonb_array_elements_text(signal -> 'pain_points_inferred') loop
+            if not v_pain = any (p.pain_points_detected) then
+                p.pain_points_detected := p.pain_points_detected || v_pain;
+            end if;
+            p.pain_points_confidence := p.pain_points_confidence || pg_catalog.jsonb_build_object(v_pain,
+                bevsession.reinforce(coalesce((p.pain_points_confidence ->> v_pain)::numeric, 0), v_weight)::float8);
+        end loop;
+    exception when check_violation then  -- the persona would pass its domains' limit
+        get stacked diagnostics v_rule = constraint_name;
+        perform bevsession.refuse('pain_points_inferred', 'the persona''s pain points: ' || v_rule);
+    end;
 
     if signal ->> 'vector' is not null then
         p := bevsession.apply_detection(p, (signal ->> 'vector')::bevsession.vector_name, signal ->> 'vector_value',
@@ -867,7 +874,7 @@ declare
 begin
     v_session := bevsession.lock_session(v_session_id);
     update bevsession.sessions as s set last_activity_at = pg_catalog.now() where s.id = v_session.id;
-    select * into v_recorded from bevsession.record_signal(bevsession.persona_of(v_session), v_signal);
+    v_recorded := bevsession.record_signal(bevsession.persona_of(v_session), v_signal);
     return pg_catalog.jsonb_build_object(
         'signal',  bevsession.signal_json(v_recorded.audit),
         'persona', bevsession.persona_json(bevsession.save_persona(v_recorded.persona)));

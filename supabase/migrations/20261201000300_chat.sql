@@ -411,7 +411,7 @@ begin
     perform bevsession.check_message(role, content, generation_mode, ui_specification,
                                      estimated_read_time, pain_points_inferred);
     v_session := bevsession.lock_session(v_session_id);
-    select * into v_stored from bevsession.append_message(
+    v_stored := bevsession.append_message(
         v_session, bevsession.persona_json(bevsession.persona_of(v_session)), role::bevsession.message_role,
         content, generation_mode, ui_specification, estimated_read_time, pain_points_inferred, null);
     return pg_catalog.jsonb_build_object(
@@ -510,12 +510,12 @@ begin
         v_parsed := v_parsed || bevsession.parse_signal(v_signal, 'signals[' || v_index || '].');
     end loop;
 
-    select * into v_ensured from bevsession.ensure_session(v_session_id, touch => false);
+    v_ensured := bevsession.ensure_session(v_session_id, touch => false);
     v_rate_tat := bevsession.take_chat_turn(v_ensured.session);
     v_persona := bevsession.persona_of(v_ensured.session);
     if pg_catalog.cardinality(v_parsed) > 0 then
         foreach v_signal in array v_parsed loop
-            select * into v_recorded from bevsession.record_signal(v_persona, v_signal);
+            v_recorded := bevsession.record_signal(v_persona, v_signal);
             v_persona := v_recorded.persona;
             v_pains := v_pains || array(select pg_catalog.jsonb_array_elements_text(v_signal -> 'pain_points_inferred'));
         end loop;
@@ -524,7 +524,7 @@ begin
     end if;
 
     v_snapshot := bevsession.persona_json(v_persona);
-    select * into v_stored from bevsession.append_message(
+    v_stored := bevsession.append_message(
         v_ensured.session, v_snapshot, 'user', content, generation_mode, null, null, v_pains, v_rate_tat);
 
     return pg_catalog.jsonb_build_object(
@@ -570,7 +570,7 @@ begin
     if v_snapshot is null then
         v_snapshot := bevsession.persona_json(bevsession.persona_of(v_session));
     end if;
-    select * into v_stored from bevsession.append_message(
+    v_stored := bevsession.append_message(
         v_session, v_snapshot, 'assistant', content, generation_mode, ui_specification,
         estimated_read_time, null, null);
     return pg_catalog.jsonb_build_object(
