@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bevsession.cookies import CookieOptions
+from bevsession.cookies import MAX_COOKIE_HEADER, CookieOptions
 from bevsession.sealing import Sealer
 from bevsession.service import SessionService
 from bevsession.transports.base import Transport
@@ -31,6 +31,11 @@ from .startup import run_startup_checks
 
 # Largest request body: a chat message is at most 8000 characters (32 KB of UTF-8) plus JSON.
 MAX_BODY_BYTES = 64 * 1024
+# Longest header line aiohttp's HTTP parser accepts (its default: 8190 bytes, which a Cookie
+# header with iron-session 9's chunks exceeds): four full chunks and a little more, no further.
+# The request line keeps aiohttp's 8190 (``max_line_size``). Set through ``handler_args`` so
+# every way of serving the app (``bevsession serve``, an AppRunner of your own) gets it.
+MAX_HEADER_FIELD_BYTES = MAX_COOKIE_HEADER
 
 
 async def open_transport(settings: Settings) -> Transport:
@@ -62,7 +67,9 @@ def create_app(
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
     install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
-        middlewares=[json_errors, session_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[json_errors, session_middleware],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
     )
     app[SETTINGS] = settings
     app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)
