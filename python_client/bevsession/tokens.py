@@ -9,9 +9,10 @@ secret. The postgres transport puts the very same payload into ``request.jwt.cla
 Both read the payload from :meth:`Claims.visitor`, so the two paths cannot drift apart.
 
 Tokens live five minutes by default: a token only has to survive one HTTP request, and a short
-life limits the harm of one that leaks into a log. Minting costs about 15 µs with HS256, 30 µs
-with ES256 and 0.25 ms with RS256 (an RSA private-key operation) on this project's 2-core
-machine — all well below one RPC — so tokens are not cached; ES256 is the default.
+life limits the harm of one that leaks into a log. Minting costs about 14 µs with HS256, 28 µs
+with ES256 and 0.23 ms with RS256 (an RSA private-key operation) on this project's 2-core
+machine (``python -m bench.rpc``) — below one RPC — so tokens are not cached; ES256 is the
+default.
 """
 
 from __future__ import annotations
