@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench.wire import RoundTripRelay
 from bevsession.local_postgres import LocalPostgres
 from bevsession.migrations import migrate
+from bevsession.supabase_keys import SigningKey
 from bevsession.tokens import TokenMinter
 from bevsession.transports.base import Identity, Service, Transport, Visitor
 from bevsession.transports.postgres import PostgresTransport
@@ -63,6 +64,10 @@ def request_building(keys: Keys) -> None:
     minter = TokenMinter(keys.jwt_secret)
     sid = uuid.uuid4()
     micro("mint a visitor JWT (PyJWT HS256)", lambda: minter.visitor_token(sid))
+    for algorithm, n in (("ES256", 20000), ("RS256", 2000)):  # an imported signing key
+        signer = TokenMinter(signing_key=SigningKey.generate(algorithm))  # type: ignore[arg-type]
+        label = f"mint a visitor JWT ({algorithm} signing key)"
+        micro(label, lambda m=signer: m.visitor_token(sid), n=n)  # type: ignore[misc]
     cache = {sid: minter.visitor_token(sid)}
     micro("look a cached token up (what a cache would save it for)", lambda: cache.get(sid))
     http = httpx.AsyncClient()

@@ -5,16 +5,23 @@ for what supabase-py's ``rpc()`` uses:
 
 - gateway (section 0): ``apikey`` header or ``?apikey=``; missing/unknown key → 401 with the
   gateway's code-less JSON; the Authorization substitution rules (user JWT passes through;
-  ``sb_secret_``/``sb_publishable_`` keys become internal service/anon JWTs; a legacy JWT key
-  becomes the bearer token);
+  ``sb_secret_``/``sb_publishable_`` keys become internal service/anon JWTs — signed with the
+  legacy secret, or with the platform's own ES256 key when the project has no legacy secret; a
+  legacy JWT key becomes the bearer token);
 - request parsing: POST with a JSON object body (empty → ``{}``; invalid → 400 PGRST102; other
   content types → 400 PGRST102), GET/HEAD with query parameters as text arguments, other verbs
   → 405 PGRST101; ``Content-Profile``/``Accept-Profile`` schema selection (406 PGRST106);
 - function resolution by argument names from ``pg_proc`` (required/optional rules, the single
   unnamed json/jsonb fallback), 404 PGRST202, 300 PGRST203;
-- JWT: HS256 with PyJWT, 401 PGRST301 for empty/malformed/badly signed tokens, 401 PGRST303 for
-  exp/nbf/iat (30 s leeway) and ``aud`` (only when configured), ``WWW-Authenticate`` headers;
-  role from the ``role`` claim, ``anon`` without a token;
+- JWT: verified against a JWKS as PostgREST does with Supabase's ``PGRST_JWT_SECRET`` (the legacy
+  HS256 secret as an ``oct`` key, plus the public keys of the project's signing keys, ES256 or
+  RS256): a token with a ``kid`` is tried only with the key of that id, one without with every
+  key that fits its ``alg``; a JWK's own ``alg``/``use`` must fit too. 401 PGRST301 for
+  empty/malformed tokens ("Expected 3 parts…", "JWT cryptographic operation failed"), an unknown
+  ``alg`` ("Wrong or unsupported encoding algorithm"), no fitting key or a bad signature ("No
+  suitable key or wrong key type"); 401 PGRST303 for exp/nbf/iat (30 s leeway) and ``aud``
+  (only when configured); ``WWW-Authenticate`` headers; role from the ``role`` claim, ``anon``
+  without a token;
 - one transaction per request on a connection logged in as ``authenticator``:
   ``BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY|READ WRITE`` (READ ONLY for GET/HEAD and
   non-volatile functions), then ``set_config`` of search_path, the role's own settings
@@ -30,14 +37,16 @@ for what supabase-py's ``rpc()`` uses:
 Not covered: OPTIONS/CORS, form-urlencoded and text/xml/octet-stream bodies, arrays of JSON
 objects as bodies, VARIADIC, filters/``select``/order/limit on the result, ``Prefer`` (count,
 tx, timezone, handling), ``Accept`` negotiation (singular objects, CSV), ``Content-Range`` counts,
-``response.headers``, ``db-pre-request``, JWKS/asymmetric keys and ``kid``, the function-name
-fuzzy hint, the JWT cache, schema-cache reloads (it reads ``pg_proc`` on every request), the
-OpenAPI document at ``/rest/v1/`` (there it only answers 200, or 503 when the database is down).
+``response.headers``, ``db-pre-request``, a JWKS fetched from a URL (it is given as data), the
+``details`` of JWT errors, EdDSA/PS* keys, the function-name fuzzy hint, the JWT cache,
+schema-cache reloads (it reads ``pg_proc`` on every request), the OpenAPI document at
+``/rest/v1/`` (there it only answers 200, or 503 when the database is down).
 It listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -51,6 +60,8 @@ import asyncpg
 import jwt
 from aiohttp import web
 
+from bevsession.supabase_keys import SigningKey
+
 __all__ = ["EndpointConfig", "RunningEndpoint", "make_app", "pg_error_status", "run_endpoint"]
 
 JWT_LEEWAY = 30
@@ -58,14 +69,21 @@ JWT_LEEWAY = 30
 
 @dataclass(frozen=True)
 class EndpointConfig:
-    """What PostgREST and the gateway are configured with."""
+    """What PostgREST and the gateway are configured with.
+
+    ``jwt_secret`` is the project's legacy HS256 secret (None: a project without one, whose
+    gateway signs its internal JWTs with a platform ES256 key of its own); ``signing_keys`` are
+    the public JWKs of the project's asymmetric signing keys (what the JWKS at
+    ``/auth/v1/.well-known/jwks.json`` lists), e.g. an imported key's ``public_jwk()``.
+    """
 
     dsn: str  # a login as `authenticator`
-    jwt_secret: str
-    anon_key: str  # legacy JWT keys ({"role": "anon"} / {"role": "service_role"})
-    service_key: str
+    jwt_secret: str | None
+    anon_key: str | None  # legacy JWT keys ({"role": "anon"} / {"role": "service_role"})
+    service_key: str | None
     publishable_key: str | None = None  # new-style sb_publishable_… / sb_secret_… keys
     secret_key: str | None = None
+    signing_keys: tuple[dict[str, Any], ...] = ()
     schemas: tuple[str, ...] = ("public",)
     extra_search_path: tuple[str, ...] = ("public", "extensions")
     anon_role: str = "anon"
@@ -165,6 +183,26 @@ def _pg_error(exc: asyncpg.PostgresError, *, anon: bool) -> PgrstError:
     )
 
 
+# --- JWKS (Auth/Jwt.hs; jose's key matching) ------------------------------------------------
+# alg -> (kty, crv) of the keys that can verify it
+_KEY_TYPES: dict[str, tuple[str, str | None]] = {
+    "HS256": ("oct", None), "HS384": ("oct", None), "HS512": ("oct", None),
+    "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
+    "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521"),
+}  # fmt: skip
+
+
+def _fits(jwk: dict[str, Any], alg: str, kid: object) -> bool:
+    """Can *jwk* verify a token of *alg* naming *kid*? Same key type (and curve), the same
+    ``kid`` when the token names one, and the JWK's own ``alg``/``use`` when it has them."""
+    kty, crv = _KEY_TYPES[alg]
+    if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
+        return False
+    if kid is not None and jwk.get("kid") != kid:
+        return False
+    return jwk.get("alg", alg) == alg and jwk.get("use", "sig") == "sig"
+
+
 # --- function resolution (Plan.hs findProc) -------------------------------------------------
 @dataclass(frozen=True)
 class Routine:
@@ -254,6 +292,16 @@ class Endpoint:
         self.config = config
         self.pool: asyncpg.Pool | None = None
         self.requests = 0
+        # The gateway's own key for the JWTs that stand for sb_ keys: the legacy secret, or
+        # (a project without one) a platform ES256 key, published in the JWKS like any other.
+        self._platform_key = None if config.jwt_secret else SigningKey.generate("ES256")
+        self.jwks: list[dict[str, Any]] = list(config.signing_keys)
+        if config.jwt_secret is not None:
+            raw = config.jwt_secret.encode("utf-8")
+            k = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+            self.jwks.append({"kty": "oct", "k": k})
+        if self._platform_key is not None:
+            self.jwks.append(self._platform_key.public_jwk())
 
     async def start(self, app: web.Application) -> None:
         self.pool = await asyncpg.create_pool(
@@ -292,6 +340,9 @@ class Endpoint:
     def _internal_jwt(self, role: str) -> str:
         now = int(time.time())
         claims = {"iss": "supabase", "role": role, "iat": now, "exp": now + 600}
+        if self._platform_key is not None:
+            return self._platform_key.sign(claims)
+        assert self.config.jwt_secret is not None
         return jwt.encode(claims, self.config.jwt_secret, algorithm="HS256")
 
     # authentication (section 3)
@@ -316,28 +367,42 @@ class Endpoint:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise fail("PGRST301", "JWT cryptographic operation failed") from exc
-        if header.get("alg") != "HS256":
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in _KEY_TYPES:
             raise fail("PGRST301", "Wrong or unsupported encoding algorithm")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token, self.config.jwt_secret, algorithms=["HS256"], leeway=JWT_LEEWAY,
-                audience=self.config.jwt_aud,
-                options={"verify_aud": self.config.jwt_aud is not None},
-            )  # fmt: skip
-        except jwt.ExpiredSignatureError as exc:
-            raise fail("PGRST303", "JWT expired") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise fail("PGRST303", "JWT not yet valid") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise fail("PGRST303", "JWT not in audience") from exc
-        except jwt.InvalidIssuedAtError as exc:
-            raise fail("PGRST303", "JWT issued at future") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise fail("PGRST301", "No suitable key or wrong key type") from exc
-        except jwt.PyJWTError as exc:
-            raise fail("PGRST301", "JWT cryptographic operation failed") from exc
+        keys = [k for k in self.jwks if _fits(k, alg, header.get("kid"))]
+        if not keys:
+            raise fail("PGRST301", "No suitable key or wrong key type")
+        claims: dict[str, Any] | None = None
+        for jwk in keys:
+            try:
+                claims = self._decode(token, jwk, alg)
+                break
+            except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
+                continue  # not this key: try the next one
+            except jwt.ExpiredSignatureError as exc:
+                raise fail("PGRST303", "JWT expired") from exc
+            except jwt.ImmatureSignatureError as exc:
+                raise fail("PGRST303", "JWT not yet valid") from exc
+            except jwt.InvalidAudienceError as exc:
+                raise fail("PGRST303", "JWT not in audience") from exc
+            except jwt.InvalidIssuedAtError as exc:
+                raise fail("PGRST303", "JWT issued at future") from exc
+            except jwt.PyJWTError as exc:
+                raise fail("PGRST301", "JWT cryptographic operation failed") from exc
+        if claims is None:  # jose: "None of the keys was able to decode the JWT"
+            raise fail("PGRST301", "No suitable key or wrong key type")
         role = claims.get("role") or self.config.anon_role
         return {**claims, "role": role}
+
+    def _decode(self, token: str, jwk: dict[str, Any], alg: str) -> dict[str, Any]:
+        """Verify *token* with one JWK, then its claims (30 s leeway; ``aud`` if configured)."""
+        key: Any = jwt.PyJWK(jwk, algorithm=alg).key
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=[alg], leeway=JWT_LEEWAY, audience=self.config.jwt_aud,
+            options={"verify_aud": self.config.jwt_aud is not None},
+        )  # fmt: skip
+        return claims
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1

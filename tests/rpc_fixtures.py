@@ -1,9 +1,17 @@
 """Fixtures shared by the RPC-layer tests: keys, the test PostgREST endpoint, both transports.
 
-``transport`` is parametrised over ``postgres`` (asyncpg to this test's database), ``supabase``
-(supabase-py through tests/postgrest_endpoint.py, on the same database) and ``supabase-live``
-(a real Supabase stack from SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY and
-SUPABASE_JWT_SECRET — skipped, saying so, when they are not set).
+``transport`` is parametrised over
+- ``postgres``: asyncpg to this test's database;
+- ``supabase``: supabase-py through tests/postgrest_endpoint.py, on the same database, with a
+  project's legacy keys (anon / service_role JWT keys, visitor tokens HS256 with the JWT secret);
+- ``supabase-keys``: the same with a current project's keys (``sb_publishable_…`` /
+  ``sb_secret_…``, visitor tokens ES256 with an imported signing key; the endpoint has no legacy
+  secret at all, as a project that revoked it);
+- ``supabase-live`` and ``supabase-live-keys``: a real Supabase project, with its legacy keys
+  (SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET) or its
+  current ones (SUPABASE_URL, SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY,
+  SUPABASE_JWT_SIGNING_KEY and, unless the JWK has its kid, SUPABASE_JWT_SIGNING_KEY_ID) —
+  each skipped, saying which variables are missing, when they are not set.
 
 The root conftest loads these fixtures (``pytest_plugins``).
 """
@@ -16,12 +24,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 import pytest
 
 from bevsession.local_postgres import LocalPostgres
 from bevsession.service import SessionService
+from bevsession.supabase_keys import SigningKey, SupabaseKeys
 from bevsession.tokens import TokenMinter
 from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
@@ -31,6 +41,7 @@ from postgrest_endpoint import EndpointConfig, RunningEndpoint, run_endpoint
 
 __all__ = [
     "LOCAL_TRANSPORTS",
+    "SUPABASE_KINDS",
     "TRANSPORTS",
     "Keys",
     "endpoint",
@@ -44,22 +55,43 @@ __all__ = [
     "transport",
 ]
 
-LIVE_ENV = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
+LIVE_ENV = {
+    "supabase-live": (
+        "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET",
+    ),
+    "supabase-live-keys": (
+        "SUPABASE_URL", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
+        "SUPABASE_JWT_SIGNING_KEY",
+    ),
+}  # fmt: skip
+OPTIONAL_LIVE_ENV = {"supabase-live-keys": ("SUPABASE_JWT_SIGNING_KEY_ID",)}
 TRANSPORTS = (
     "postgres",
     "supabase",
+    "supabase-keys",
     pytest.param("supabase-live", marks=pytest.mark.supabase),
+    pytest.param("supabase-live-keys", marks=pytest.mark.supabase),
 )
-LOCAL_TRANSPORTS = ("postgres", "supabase")
+LOCAL_TRANSPORTS = ("postgres", "supabase", "supabase-keys")
+SUPABASE_KINDS = ("supabase", "supabase-keys")  # the endpoint's two kinds of project
 
 
 @dataclass(frozen=True)
 class Keys:
-    """A project's JWT secret and the legacy anon / service_role API keys signed with it."""
+    """A project's keys of both generations.
+
+    Legacy: the JWT secret and the anon / service_role API keys signed with it. Current: a
+    publishable and a secret API key (opaque), and private keys imported as JWT signing keys
+    (``signing_key`` ES256, the default; ``rs256_key`` RS256).
+    """
 
     jwt_secret: str
     anon_key: str
     service_key: str
+    publishable_key: str = ""
+    secret_key: str = ""
+    signing_key: SigningKey | None = None
+    rs256_key: SigningKey | None = None
 
     @classmethod
     def generate(cls) -> Keys:
@@ -70,7 +102,43 @@ class Keys:
             claims = {"iss": "supabase", "role": role, "iat": now, "exp": now + 10 * 365 * 86400}
             return jwt.encode(claims, secret, algorithm="HS256")
 
-        return cls(secret, key("anon"), key("service_role"))
+        return cls(
+            secret, key("anon"), key("service_role"),
+            publishable_key="sb_publishable_" + secrets.token_urlsafe(24),
+            secret_key="sb_secret_" + secrets.token_urlsafe(24),
+            signing_key=SigningKey.generate("ES256"),
+            rs256_key=SigningKey.generate("RS256"),
+        )  # fmt: skip
+
+    @property
+    def es256(self) -> SigningKey:
+        assert self.signing_key is not None
+        return self.signing_key
+
+    @property
+    def rs256(self) -> SigningKey:
+        assert self.rs256_key is not None
+        return self.rs256_key
+
+    def public_jwks(self) -> tuple[dict[str, object], ...]:
+        """What the project's JWKS lists for its imported signing keys."""
+        return tuple(k.public_jwk() for k in (self.signing_key, self.rs256_key) if k is not None)
+
+    def transport(self, kind: str, url: str, **kwargs: object) -> SupabaseTransport:
+        """A supabase transport on *url* with this project's keys of *kind*: ``supabase``
+        (legacy) or ``supabase-keys`` (current: ``signing_key=`` may pick another key)."""
+        options: dict[str, Any] = dict(kwargs)
+        if kind == "supabase":
+            options.setdefault("minter", TokenMinter(self.jwt_secret))
+            return SupabaseTransport(
+                url, anon_key=self.anon_key, service_key=self.service_key, **options
+            )
+        assert kind == "supabase-keys", kind
+        if "minter" not in options:
+            options.setdefault("signing_key", self.es256)
+        return SupabaseTransport(
+            url, anon_key=self.publishable_key, service_key=self.secret_key, **options
+        )
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +146,29 @@ def keys() -> Keys:
     return Keys.generate()
 
 
-def endpoint_config(pg: LocalPostgres, db_name: str, keys: Keys) -> EndpointConfig:
+def endpoint_config(
+    pg: LocalPostgres, db_name: str, keys: Keys, kind: str = "supabase"
+) -> EndpointConfig:
+    """The endpoint as a project of *kind*: ``supabase`` — one migrating, which has its legacy
+    secret and keys and already the current ones; ``supabase-keys`` — one with only the
+    current keys (no legacy secret: HS256 tokens and legacy keys are refused)."""
+    current = {
+        "publishable_key": keys.publishable_key,
+        "secret_key": keys.secret_key,
+        "signing_keys": keys.public_jwks(),
+    }
+    if kind == "supabase-keys":
+        return EndpointConfig(
+            dsn=pg.dsn(db_name, user="authenticator"), jwt_secret=None, anon_key=None,
+            service_key=None, **current,
+        )  # fmt: skip
+    assert kind == "supabase", kind
     return EndpointConfig(
         dsn=pg.dsn(db_name, user="authenticator"),
         jwt_secret=keys.jwt_secret,
         anon_key=keys.anon_key,
         service_key=keys.service_key,
+        **current,
     )
 
 
@@ -97,12 +182,13 @@ async def endpoint(pg: LocalPostgres, db_name: str, keys: Keys) -> AsyncIterator
         await running.close()
 
 
-def live_settings() -> dict[str, str]:
-    """The live Supabase settings, or a skip naming what is missing."""
-    missing = [name for name in LIVE_ENV if not os.environ.get(name)]
+def live_settings(kind: str = "supabase-live") -> dict[str, str]:
+    """The live Supabase settings of *kind*, or a skip naming what is missing."""
+    missing = [name for name in LIVE_ENV[kind] if not os.environ.get(name)]
     if missing:
-        pytest.skip(f"supabase-live: set {', '.join(missing)} to run against a real Supabase stack")
-    return {name: os.environ[name] for name in LIVE_ENV}
+        pytest.skip(f"{kind}: set {', '.join(missing)} to run against a real Supabase stack")
+    names = (*LIVE_ENV[kind], *OPTIONAL_LIVE_ENV.get(kind, ()))
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
 
 
 @contextlib.asynccontextmanager
@@ -112,26 +198,16 @@ async def open_transport(
     """Transport *kind* on database *db_name* (local kinds) or the live stack."""
     opened: Transport
     running: RunningEndpoint | None = None
-    if kind == "supabase-live":
-        env = live_settings()
-        opened = await SupabaseTransport.connect(
-            env["SUPABASE_URL"],
-            anon_key=env["SUPABASE_ANON_KEY"],
-            service_key=env["SUPABASE_SERVICE_ROLE_KEY"],
-            jwt_secret=env["SUPABASE_JWT_SECRET"],
-        )
+    if kind in LIVE_ENV:
+        env = live_settings(kind)  # only this generation's variables reach the resolver
+        opened = SupabaseTransport.from_keys(env["SUPABASE_URL"], SupabaseKeys.from_env(env))
     elif kind == "postgres":
         assert db_name is not None
         opened = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
-    elif kind == "supabase":
+    elif kind in SUPABASE_KINDS:
         assert db_name is not None
-        running = await run_endpoint(endpoint_config(pg, db_name, keys))
-        opened = await SupabaseTransport.connect(
-            running.url,
-            anon_key=keys.anon_key,
-            service_key=keys.service_key,
-            minter=TokenMinter(keys.jwt_secret),
-        )
+        running = await run_endpoint(endpoint_config(pg, db_name, keys, kind))
+        opened = keys.transport(kind, running.url)
     else:
         raise ValueError(kind)
     try:
@@ -148,8 +224,8 @@ async def transport(
 ) -> AsyncIterator[Transport]:
     """Each transport in turn: on a fresh local database, or on the live stack."""
     kind: str = request.param
-    if kind == "supabase-live":
-        live_settings()
+    if kind in LIVE_ENV:
+        live_settings(kind)
         async with open_transport(kind, pg, None, keys) as opened:
             yield opened
         return

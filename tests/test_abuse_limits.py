@@ -34,7 +34,8 @@ from bevsession.service import SessionService
 from bevsession.transports.base import Visitor as Caller
 from bevsession.transports.postgres import PostgresTransport
 from e2e_server import StartServer, Visitor, clean_env
-from rpc_fixtures import LOCAL_TRANSPORTS, Keys, open_transport
+from postgrest_endpoint import run_endpoint
+from rpc_fixtures import LOCAL_TRANSPORTS, SUPABASE_KINDS, Keys, endpoint_config, open_transport
 
 BEVSESSION = Path(sys.executable).parent / "bevsession"
 DAY = timedelta(days=1)
@@ -372,6 +373,35 @@ async def test_purge_command_with_a_short_ttl_accepts_one_day(
         "deleted": {"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0,
                     "signals": 0},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", SUPABASE_KINDS)
+async def test_purge_command_on_a_supabase_project(
+    pg: LocalPostgres, db_name: str, keys: Keys, kind: str
+) -> None:
+    """``purge`` through PostgREST as service_role, with either generation of keys."""
+    running = await run_endpoint(endpoint_config(pg, db_name, keys, kind))
+    try:
+        project = (
+            {"SUPABASE_SERVICE_ROLE_KEY": keys.service_key, "SUPABASE_JWT_SECRET": keys.jwt_secret}
+            if kind == "supabase"
+            else {"SUPABASE_SECRET_KEY": keys.secret_key,
+                  "SUPABASE_PUBLISHABLE_KEY": keys.publishable_key,
+                  "SUPABASE_JWT_SIGNING_KEY": keys.es256.private_pem(),
+                  "SUPABASE_JWT_SIGNING_KEY_ID": keys.es256.key_id}
+        )  # fmt: skip
+        env = clean_env(SESSION_TTL="3600", SUPABASE_URL=running.url, **project)
+        proc = await asyncio.to_thread(bevsession_cli, "purge", "--idle-days", "1", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["calls"] == 1
+        if kind == "supabase-keys":
+            del env["SUPABASE_JWT_SIGNING_KEY"], env["SUPABASE_JWT_SIGNING_KEY_ID"]
+            missing = await asyncio.to_thread(bevsession_cli, "purge", env=env)
+            assert missing.returncode == 2, missing
+            assert "needs SUPABASE_JWT_SIGNING_KEY" in missing.stderr, missing.stderr
+            assert keys.secret_key not in missing.stderr and "Traceback" not in missing.stderr
+    finally:
+        await running.close()
 
 
 # --- the error mapping ---------------------------------------------------------------------------

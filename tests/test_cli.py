@@ -1,24 +1,29 @@
-"""The ``bevsession`` command: ``gen-password``, ``migrate``, ``serve`` (refusals, the embedded
-zero-configuration default, several workers), each run as a real subprocess."""
+"""The ``bevsession`` command: ``gen-password``, ``gen-signing-key``, ``migrate``, ``serve``
+(refusals, the embedded zero-configuration default, several workers), each run as a real
+subprocess."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import jwt
 import pytest
 
 from bevsession.local_postgres import LocalPostgres
 from bevsession.migrations import list_migrations
+from bevsession.supabase_keys import SigningKey
 from e2e_server import (
     PASSWORD,
     RunningServer,
@@ -99,6 +104,36 @@ def test_gen_password_prints_a_fresh_64_character_password() -> None:
     assert first.stdout == password + "\n"
     assert re.fullmatch(r"[A-Za-z0-9_-]{64}", password), password
     assert second.stdout.strip() != password
+
+
+# --- gen-signing-key --------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_gen_signing_key_prints_a_key_to_import(algorithm: str) -> None:
+    """The private JWK ``supabase gen signing-key --algorithm …`` prints; it loads as
+    SUPABASE_JWT_SIGNING_KEY and signs tokens its public half verifies."""
+    proc = bevsession("gen-signing-key", "--algorithm", algorithm, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    jwk = json.loads(proc.stdout)
+    assert (jwk["kty"], jwk["alg"], jwk["use"]) == (
+        "EC" if algorithm == "ES256" else "RSA", algorithm, "sig"
+    )  # fmt: skip
+    assert "d" in jwk and uuid.UUID(jwk["kid"])
+    assert "Import it into your Supabase project" in proc.stderr and jwk["d"] not in proc.stderr
+    key = SigningKey.load(proc.stdout)
+    token = key.sign({"role": "session_visitor"})
+    public = jwt.PyJWK(key.public_jwk()).key
+    assert jwt.decode(token, public, algorithms=[algorithm])["role"] == "session_visitor"
+    again = json.loads(bevsession("gen-signing-key", env=clean_env()).stdout)
+    assert again["alg"] == "ES256" and again["kid"] != jwk["kid"], "ES256 by default, a new key"
+
+
+def test_gen_signing_key_as_pem_with_a_chosen_kid() -> None:
+    proc = bevsession("gen-signing-key", "--format", "pem", "--kid", "my-key-1", env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("-----BEGIN PRIVATE KEY-----")
+    assert "SUPABASE_JWT_SIGNING_KEY_ID=my-key-1" in proc.stderr
+    key = SigningKey.load(proc.stdout, "my-key-1")
+    assert (key.algorithm, key.key_id) == ("ES256", "my-key-1")
 
 
 # --- migrate ----------------------------------------------------------------------------------
@@ -183,6 +218,42 @@ def test_serve_refuses_a_bad_configuration(
     for secret in (PASSWORD, "0123456789"):
         assert secret not in message + proc.stdout, "a refused password is echoed back"
     assert "serving on" not in proc.stdout
+
+
+SUPABASE_BASE = {"BEVSESSION_TRANSPORT": "supabase", "SUPABASE_URL": "http://127.0.0.1:1",
+                 "SESSION_PASSWORD": PASSWORD}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SUPABASE_SECRET_KEY": "sb_secret_x", "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_x"},
+         ["SUPABASE_SECRET_KEY needs SUPABASE_JWT_SIGNING_KEY", "gen-signing-key"]),
+        ({"SUPABASE_SECRET_KEY": "sb_secret_x", "SUPABASE_JWT_SIGNING_KEY": "{}"},
+         ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_JWT_SIGNING_KEY: "]),
+        ({"SUPABASE_SECRET_KEY": "sb_secret_x", "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_x",
+          "SUPABASE_JWT_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----"},
+         ["SUPABASE_JWT_SIGNING_KEY_ID"]),
+        ({"SUPABASE_SERVICE_ROLE_KEY": "eyJhbGciOiJIUzI1NiJ9.e30.x"}, ["SUPABASE_JWT_SECRET"]),
+        ({}, ["SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"]),
+    ],
+    ids=["secret-key-without-signing-key", "no-publishable-broken-jwk", "pem-without-kid",
+         "legacy-without-secret", "no-key-at-all"],
+)  # fmt: skip
+def test_serve_names_the_missing_supabase_key(
+    workdir: Path, env: dict[str, str], expected: list[str]
+) -> None:
+    proc = bevsession(
+        "serve", "--host", "127.0.0.1", "--port", str(free_port()),
+        env=clean_env(**SUPABASE_BASE, **env), cwd=workdir,
+    )  # fmt: skip
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("bevsession serve: configuration refused"), proc.stderr
+    for words in expected:
+        assert words in proc.stderr, f"{words!r} not in {proc.stderr!r}"
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for secret in ("sb_secret_x", "sb_publishable_x", "eyJhbGciOiJIUzI1NiJ9"):
+        assert secret not in proc.stderr, "a key is echoed back"
 
 
 def test_a_refused_start_leaves_no_embedded_database_running(workdir: Path) -> None:

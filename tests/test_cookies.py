@@ -1,4 +1,6 @@
-"""Unit tests of bevsession.cookies: iron-session's Set-Cookie header, byte for byte."""
+"""Unit tests of bevsession.cookies: iron-session's Set-Cookie header, byte for byte, and the
+Cookie header read as iron-session 9 reads it (chunks, percent-decoding). The same behaviour is
+checked against the real iron-session 9 in test_sealing_interop.py."""
 
 from __future__ import annotations
 
@@ -8,10 +10,16 @@ from typing import Any
 import pytest
 
 from bevsession.cookies import (
+    MAX_CHUNKS,
     MAX_COOKIE_LENGTH,
     CookieOptions,
     CookieTooLarge,
+    IncomingSessionCookie,
+    decode_cookie_value,
     destroy_cookie_header,
+    expire_cookie_headers,
+    parse_cookie_header,
+    read_session_cookie,
     set_cookie_header,
 )
 from bevsession.sealing import Sealer
@@ -128,3 +136,80 @@ def test_options_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.ttl = 5  # type: ignore[misc]
     assert dataclasses.replace(options, ttl=0).max_age == 2147483647
+
+
+# --- reading: iron-session 9's chunks and the cookie package's parsing ------------------------
+NAME = "bevgenie_session"
+
+
+C0, C1, C2 = (f"{NAME}.{i}" for i in range(3))
+In = IncomingSessionCookie
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, In(None)),
+        ("", In(None)),
+        (f"{NAME}=abc", In("abc")),
+        (f"{NAME}=", In(None)),
+        (f"other=1; {NAME}=abc; {NAME}=later", In("abc")),  # the first one wins
+        # chunks, joined in index order whatever the header's order
+        (f"{C1}=cd; {C0}=ab", In("abcd", True, (C0, C1))),
+        # the whole cookie wins, but the chunks are still there to expire
+        (f"{NAME}=w; {C0}=ab", In("w", False, (C0,))),
+        (f"{NAME}=; {C0}=ab", In("ab", True, (C0,))),
+        # up to the first gap or empty chunk
+        (f"{C0}=ab; {C2}=ef", In("ab", True, (C0, C2))),
+        (f"{C0}=ab; {C1}=; {C2}=ef", In("ab", True, (C0, C1, C2))),
+        (f"{C1}=cd", In(None, False, (C1,))),
+        # at most four; name.4 is nothing of ours
+        ("; ".join(f"{NAME}.{i}={i}" for i in range(6)),
+         In("0123", True, tuple(f"{NAME}.{i}" for i in range(MAX_CHUNKS)))),
+        # percent-decoded values, like cookie.parse
+        (f"{NAME}=Fe26.2%2A1%2Ax", In("Fe26.2*1*x")),
+        (f"{C0}=a%2A; {C1}=%2Ab", In("a**b", True, (C0, C1))),
+        # other names that merely start alike
+        (f"{NAME}x=1; {NAME}.00=2; {NAME}.a=3", In(None)),
+    ],
+)  # fmt: skip
+def test_the_session_cookie_is_read_as_iron_session_9_reads_it(
+    header: str | None, expected: IncomingSessionCookie
+) -> None:
+    assert read_session_cookie(header, NAME) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("plain", "plain"),
+        ("%41%42c", "ABc"),
+        ("%e2%82%ac!", "€!"),
+        ("100%", "100%"),  # a malformed escape leaves the whole value as it is
+        ("%4", "%4"),
+        ("%zz%41", "%zz%41"),
+        ("%41%", "%41%"),
+        ("%C3", "%C3"),  # not UTF-8: decodeURIComponent throws, the value stays
+        ("%ED%A0%80", "%ED%A0%80"),  # a surrogate
+        ("%C0%80", "%C0%80"),  # overlong
+        ("é%C3%A9", "éé"),
+    ],
+)
+def test_values_are_percent_decoded_like_decode_uri_component(raw: str, decoded: str) -> None:
+    assert decode_cookie_value(raw) == decoded
+
+
+def test_the_cookie_header_parser_keeps_the_cookie_packages_rules() -> None:
+    assert parse_cookie_header("a = 1 ;\tb=\t2\t; c; d=x=y; a=3;;e=\"q\"") == {
+        "a": "1", "b": "2", "d": "x=y", "e": '"q"'
+    }  # fmt: skip
+    assert parse_cookie_header("x") == {} and parse_cookie_header("=v") == {"": "v"}
+
+
+def test_chunks_are_expired_with_the_cookies_own_attributes() -> None:
+    options = CookieOptions(domain="example.com", secure=False)
+    assert expire_cookie_headers(options, (f"{NAME}.0", f"{NAME}.3")) == [
+        f"{NAME}.0=; Max-Age=0; Domain=example.com; Path=/; HttpOnly; SameSite=Lax",
+        f"{NAME}.3=; Max-Age=0; Domain=example.com; Path=/; HttpOnly; SameSite=Lax",
+    ]
+    assert expire_cookie_headers(options, ()) == []

@@ -9,7 +9,7 @@ What is thrown at it:
 
 - cookies: a real victim's seal truncated, bit-flipped, re-encoded (percent, standard base64,
   quoted, case-swapped, padded), oversized, duplicated next to junk, spliced with another seal,
-  and plain random text;
+  split into iron-session 9's chunks (reordered, with gaps, spliced), and plain random text;
 - requests: random JSON (deeply nested, huge numbers, NaN, NUL and lone-surrogate escapes),
   random bytes, odd content types and charsets, random query strings, every route and method.
 
@@ -37,17 +37,17 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import DummyCookieJar, hdrs, web
-from aiohttp._cookie_helpers import parse_cookie_header  # what the server itself parses with
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bevsession.cookies import read_session_cookie
 from bevsession.errors import InvalidInput
 from bevsession.local_postgres import LocalPostgres
 from bevsession.sealing import Sealer, SealError
 from bevsession.service import SessionService
 from bevsession.transports.postgres import PostgresTransport
-from bevsession_edge.app import create_app
+from bevsession_edge.app import MAX_HEADER_FIELD_BYTES, create_app
 from bevsession_edge.config import load_settings
 from bevsession_edge.logs import RedactSecrets
 from e2e_server import COOKIE_NAME, PASSWORD
@@ -65,7 +65,9 @@ FUZZ = settings(
 )
 CONFIG_VARS = (
     "SESSION_PASSWORDS", "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY",
-    "SUPABASE_JWT_SECRET", "BEVSESSION_TRANSPORT", "SESSION_COOKIE_NAME", "SESSION_TTL",
+    "SUPABASE_JWT_SECRET", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
+    "SUPABASE_JWT_SIGNING_KEY", "SUPABASE_JWT_SIGNING_KEY_ID", "BEVSESSION_TRANSPORT",
+    "SESSION_COOKIE_NAME", "SESSION_TTL",
     "MAX_MESSAGE_CHARS", "HISTORY_PAGE_MAX", "BEVSESSION_PASSWORD_GENERATED",
 )  # fmt: skip
 TRACEBACK_MARKERS = ("Traceback", 'File "', "asyncpg.", "aiohttp.web_exceptions", "Error:")
@@ -175,20 +177,17 @@ async def make_victim(client: TestClient[Any, Any]) -> Victim:
 
 
 def opens_as(cookie_header: str | None, session_id: str) -> bool:
-    """Does the server, parsing this header, find a cookie that really is *session_id*'s seal?"""
-    if not cookie_header:
+    """Does the server, reading this header, find a cookie that really is *session_id*'s seal?
+    (It reads it as iron-session 9 does: ``cookie.parse`` rules, percent-decoding, chunks.)"""
+    seal = read_session_cookie(cookie_header, COOKIE_NAME).seal
+    if not seal:
         return False
-    for name, morsel in parse_cookie_header(cookie_header):
-        if name != COOKIE_NAME:
-            continue
-        try:
-            data = SEALER.unseal(morsel.value)
-        except SealError:
-            continue
-        user = data.get("user") if isinstance(data, dict) else None
-        if isinstance(user, dict) and user.get("sessionId") == session_id:
-            return True
-    return False
+    try:
+        data = SEALER.unseal(seal)
+    except SealError:
+        return False
+    user = data.get("user") if isinstance(data, dict) else None
+    return isinstance(user, dict) and user.get("sessionId") == session_id
 
 
 def check_answer(
@@ -275,10 +274,23 @@ def hostile_cookie_headers(draw: st.DrawFn, seal: str, other_seal: str) -> str:
         st.sampled_from([
             "truncated", "bit flip", "many flips", "percent", "std base64", "quoted",
             "case swap", "padded", "oversized", "duplicate", "spliced", "random", "fe26 shape",
-            "empty parts", "reversed", "decoded part",
+            "empty parts", "reversed", "decoded part", "chunks",
         ])
     )  # fmt: skip
     value: str
+    if kind == "chunks":  # iron-session 9's name.0 … name.3, cut, shuffled, spliced
+        cuts = sorted(draw(st.lists(st.integers(1, len(seal) - 1), max_size=4, unique=True)))
+        parts = [seal[i:j] for i, j in zip([0, *cuts], [*cuts, len(seal)], strict=True)]
+        if draw(st.booleans()):
+            parts = draw(st.permutations(parts))
+        if len(parts) > 1 and draw(st.booleans()):
+            parts[draw(st.integers(0, len(parts) - 1))] = draw(
+                st.sampled_from(["", other_seal[: len(seal) // 2], urllib.parse.quote(parts[0])])
+            )
+        pairs = [f"{COOKIE_NAME}.{i}={part}" for i, part in enumerate(parts)]
+        if draw(st.booleans()):
+            pairs.insert(0, f"{COOKIE_NAME}=" + draw(st.sampled_from(["", "x", seal[:10]])))
+        return "; ".join(draw(st.permutations(pairs)) if draw(st.booleans()) else pairs)
     if kind == "truncated":
         value = seal[: draw(st.integers(0, len(seal) - 1))]
     elif kind == "bit flip":
@@ -514,7 +526,8 @@ async def test_each_nasty_body_is_a_4xx(
 async def test_malformed_http_is_json_and_never_echoes_the_cookie(
     client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Over 8190 bytes in one header or the request line: aiohttp's HTTP parser refuses it before
+    """Over the limits in one header (``MAX_HEADER_FIELD_BYTES``: 16.5 KiB, room for iron-session
+    9's four chunks) or the request line (8190 bytes): aiohttp's HTTP parser refuses it before
     any route or middleware. Its own answer would repeat the start of the line — the HttpOnly
     session cookie, readable by a script (CVE-2012-0053) — and its log the same bytes with a
     traceback. Ours: the documented JSON error, no echo, one log line without the bytes."""
@@ -522,9 +535,10 @@ async def test_malformed_http_is_json_and_never_echoes_the_cookie(
     caplog.set_level(logging.DEBUG)
     victim = await make_victim(client)
     seal = victim.cookie
+    over = MAX_HEADER_FIELD_BYTES + 1
     attempts = [
-        ("/api/session", f"{COOKIE_NAME}={seal}{'A' * 9000}"),
-        ("/api/session", f"{COOKIE_NAME}={seal}; pad={'B' * 9000}"),
+        ("/api/session", f"{COOKIE_NAME}={seal}{'A' * over}"),
+        ("/api/session", f"{COOKIE_NAME}={seal}; pad={'B' * over}"),
         ("/api/chat/history?limit=" + "9" * 9000, f"{COOKIE_NAME}={seal}"),
     ]
     for path, header in attempts:

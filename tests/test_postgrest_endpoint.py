@@ -1,17 +1,19 @@
 """The PostgREST-compatible test endpoint behaves like PostgREST behind Supabase's gateway.
 
 Checked against /work/shared/reference/postgrest-rpc.md: gateway key rules, JWT errors (401
-PGRST301/PGRST303 with WWW-Authenticate), the anon role, function resolution (404 PGRST202, 300
-PGRST203), status mapping, 204 for void, READ ONLY for non-volatile functions and GET, and the
-request GUCs a function sees.
+PGRST301/PGRST303 with WWW-Authenticate), asymmetric tokens verified against the project's JWKS
+(``kid`` and ``alg`` must name a key that fits), the anon role, function resolution (404
+PGRST202, 300 PGRST203), status mapping, 204 for void, READ ONLY for non-volatile functions and
+GET, and the request GUCs a function sees.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -20,6 +22,7 @@ import jwt
 import pytest
 
 from bevsession.local_postgres import LocalPostgres
+from bevsession.supabase_keys import SigningKey
 from postgrest_endpoint import EndpointConfig, RunningEndpoint, pg_error_status, run_endpoint
 from rpc_fixtures import Keys, endpoint_config
 
@@ -81,6 +84,7 @@ async def ep(
     config = EndpointConfig(
         dsn=base.dsn, jwt_secret=base.jwt_secret, anon_key=base.anon_key,
         service_key=base.service_key, publishable_key=PUBLISHABLE, secret_key=SECRET,
+        signing_keys=keys.public_jwks(),
     )  # fmt: skip
     running = await run_endpoint(config)
     try:
@@ -182,6 +186,120 @@ async def test_bad_signature_and_expiry(http: httpx.AsyncClient, keys: Keys) -> 
     recent = token(keys, iat=int(time.time()) - 100, exp=int(time.time()) - 10)
     r = await http.post("/rpc/t_void", json={}, headers=with_auth(keys, f"Bearer {recent}"))
     assert r.status_code == 204
+
+
+def signed(key: SigningKey, *, kid: str | None = "same", alg: str | None = None,
+           **claims: Any) -> str:  # fmt: skip
+    """A visitor token signed with *key*, its header naming ``kid`` (default: the key's own;
+    None: no kid) and ``alg`` (default: the key's)."""
+    now = int(time.time())
+    payload = {"role": "session_visitor", "iat": now, "exp": now + 60, **claims}
+    headers = {} if kid is None else {"kid": key.key_id if kid == "same" else kid}
+    algorithm = alg or key.algorithm
+    return jwt.encode(payload, key.private_key, algorithm=algorithm, headers=headers)
+
+
+async def test_asymmetric_tokens_are_verified_against_the_jwks(
+    http: httpx.AsyncClient, keys: Keys
+) -> None:
+    """ES256 and RS256 tokens of the project's signing keys pass, with their kid or without
+    one (then every key that fits the alg is tried, as PostgREST does)."""
+    session_id = str(uuid.uuid4())
+    for key in (keys.es256, keys.rs256):
+        for kid in ("same", None):
+            bearer = f"Bearer {signed(key, kid=kid, session_id=session_id)}"
+            r = await http.post(
+                "/rpc/t_request", json={}, headers={"apikey": PUBLISHABLE, "Authorization": bearer}
+            )
+            assert r.status_code == 200, (key.algorithm, kid, r.text)
+            assert r.json()["user"] == "session_visitor"
+            assert r.json()["claims"]["session_id"] == session_id
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unknown kid", "RS256 under the ES256 kid", "ES256 under the RS256 kid",
+     "HS256 under the ES256 kid", "right kid, another key", "no kid, no key of ours",
+     "alg none", "unknown alg", "header not JSON"],
+)  # fmt: skip
+async def test_a_wrong_kid_or_alg_is_refused_as_postgrest_does(
+    http: httpx.AsyncClient, keys: Keys, case: str
+) -> None:
+    es, rs = keys.es256, keys.rs256
+    no_key = "No suitable key or wrong key type"
+    hs256 = jwt.encode(
+        {"role": "service_role"}, keys.jwt_secret, algorithm="HS256", headers={"kid": es.key_id}
+    )
+    unsecured = jwt.encode({"role": "service_role"}, None, algorithm="none")  # type: ignore[arg-type]
+    body = signed(es).split(".", 1)[1]
+    tokens: dict[str, Callable[[], tuple[str, str]]] = {
+        "unknown kid": lambda: (signed(SigningKey.generate("ES256")), no_key),
+        "RS256 under the ES256 kid": lambda: (signed(rs, kid=es.key_id), no_key),
+        "ES256 under the RS256 kid": lambda: (signed(es, kid=rs.key_id), no_key),
+        "HS256 under the ES256 kid": lambda: (hs256, no_key),
+        "right kid, another key": lambda: (signed(SigningKey.generate("ES256", es.key_id)), no_key),
+        "no kid, no key of ours": lambda: (signed(SigningKey.generate("ES256"), kid=None), no_key),
+        "alg none": lambda: (unsecured, "Wrong or unsupported encoding algorithm"),
+        "unknown alg": lambda: (
+            _b64({"alg": "XS256", "typ": "JWT"}) + "." + body,
+            "Wrong or unsupported encoding algorithm",
+        ),
+        "header not JSON": lambda: ("bm90IGpzb24." + body, "JWT cryptographic operation failed"),
+    }
+    token_, message = tokens[case]()
+    r = await http.post("/rpc/t_void", json={}, headers=with_auth(keys, f"Bearer {token_}"))
+    assert r.status_code == 401, r.text
+    assert r.json() == {"code": "PGRST301", "message": message, "details": None, "hint": None}
+    assert r.headers["WWW-Authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{message}"'
+    )
+    assert r.headers["Proxy-Status"] == "PostgREST; error=PGRST301"
+
+
+def _b64(header: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+
+
+async def test_asymmetric_claims_are_checked_like_any_others(
+    http: httpx.AsyncClient, keys: Keys
+) -> None:
+    old = signed(keys.es256, iat=1000, exp=2000)
+    r = await http.post("/rpc/t_void", json={}, headers=with_auth(keys, f"Bearer {old}"))
+    assert (r.status_code, r.json()["code"], r.json()["message"]) == (
+        401,
+        "PGRST303",
+        "JWT expired",
+    )
+
+
+async def test_a_project_without_the_legacy_secret(
+    pg: LocalPostgres, db_name: str, keys: Keys
+) -> None:
+    """Current keys only: HS256 tokens and legacy keys are refused; sb_ keys still become the
+    gateway's own JWTs (signed with its platform key) and signing-key tokens pass."""
+    running = await run_endpoint(endpoint_config(pg, db_name, keys, "supabase-keys"))
+    try:
+        async with httpx.AsyncClient(base_url=running.url + "/rest/v1") as client:
+            legacy = token(keys, session_id=str(uuid.uuid4()))
+            r = await client.post("/rpc/get_session", json={}, headers={
+                "apikey": keys.publishable_key, "Authorization": f"Bearer {legacy}"})  # fmt: skip
+            assert (r.status_code, r.json()["message"]) == (
+                401,
+                "No suitable key or wrong key type",
+            )
+            r = await client.post("/rpc/get_session", json={}, headers={"apikey": keys.anon_key})
+            assert (r.status_code, r.json()["message"]) == (401, "Invalid API key")
+            r = await client.post("/rpc/admin_session_stats", json={},
+                                  headers={"apikey": keys.secret_key})  # fmt: skip
+            assert r.status_code == 200, r.text
+            me = str(uuid.uuid4())
+            r = await client.post("/rpc/get_session", json={}, headers={
+                "apikey": keys.publishable_key,
+                "Authorization": f"Bearer {signed(keys.es256, session_id=me)}",
+            })  # fmt: skip
+            assert r.status_code == 200 and r.json()["session"]["session_id"] == me, r.text
+    finally:
+        await running.close()
 
 
 async def test_anon_without_a_token_and_unknown_roles(http: httpx.AsyncClient, keys: Keys) -> None:

@@ -1,8 +1,12 @@
-"""Interop with the REAL iron-session 8.0.4 (iron-webcrypto 1.2.1) under Node.
+"""Interop with the REAL iron-session 8.0.4 (iron-webcrypto 1.2.1) and 9.0.1 (iron-webcrypto
+2.0.0, cookie 2.0.2) under Node.
 
 Seals cross in both directions, refusals agree (including iron's own reason for each), and the
-Set-Cookie header is the one iron-session sends. Node runs in batches (tests/interop/iron.mjs).
-A missing Node or node_modules fails these tests with the fix; they never skip.
+Set-Cookie header is the one iron-session sends. With iron-session 9's ``chunk: true``, a session
+split into ``name.0`` … ``name.3`` is read as v9 reads it, the chunks are expired as v9 expires
+them, and Cookie headers are parsed as v9's ``cookie`` package parses them. Node runs in batches
+(tests/interop/iron.mjs, iron9.mjs). A missing Node or node_modules fails these tests with the
+fix; they never skip.
 """
 
 from __future__ import annotations
@@ -11,11 +15,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bevsession.cookies import (
+    MAX_COOKIE_HEADER,
     CookieOptions,
     CookieTooLarge,
     destroy_cookie_header,
+    expire_cookie_headers,
+    parse_cookie_header,
+    read_session_cookie,
     set_cookie_header,
 )
 from bevsession.sealing import Password, Sealer, SealError, SealReason
@@ -313,3 +323,185 @@ def test_size_limit_agrees_with_iron_session(iron: Iron) -> None:
     assert len(set_cookie_header(sealer.seal(data(2847)), options)) == len(header)
     with pytest.raises(CookieTooLarge):
         set_cookie_header(sealer.seal(data(2848)), options)
+
+
+# --- iron-session 9.0.1: the same seal, and sessions split into chunks ------------------------
+COOKIE = "bevgenie_session"
+
+
+@pytest.fixture(scope="module")
+def iron9() -> Iron:
+    ensure_node_modules()
+    return lambda ops: run_iron(ops, version=9)
+
+
+def _jar(set_cookies: list[str], jar: dict[str, str] | None = None) -> dict[str, str]:
+    """A browser's cookies after these ``Set-Cookie`` headers (``Max-Age=0`` deletes)."""
+    jar = dict(jar or {})
+    for header in set_cookies:
+        name, _, rest = header.partition("=")
+        cookie_value, *attributes = rest.split("; ")
+        if "Max-Age=0" in attributes:
+            jar.pop(name, None)
+        else:
+            jar[name] = cookie_value
+    return jar
+
+
+def _cookie_header(jar: dict[str, str]) -> str:
+    return "; ".join(f"{name}={v}" for name, v in jar.items())
+
+
+def test_iron_session_9_and_python_open_each_others_seals(iron9: Iron) -> None:
+    """v9's single-cookie seal is v8's: seals cross both ways, under rotation too. (Sessions
+    only: v9's ``sealData`` copies its data with ``{...data}``, so it seals an array as an
+    object with keys "0", "1", …; a session is always an object.)"""
+    names = [n for n in VALUES if isinstance(VALUES[n], dict)]
+    python_seals = [Sealer(ROTATION, ttl=3600).seal(VALUES[n]) for n in names]
+    results = iron9(
+        [{"op": "seal", "data": VALUES[n], "password": ROTATION, "ttl": 3600} for n in names]
+        + [{"op": "unseal", "seal": s, "password": ROTATION} for s in python_seals]
+    )
+    for name, made, opened in zip(names, results, results[len(names) :], strict=False):
+        node_seal = value(made)
+        assert node_seal.startswith("Fe26.2*10*") and node_seal.endswith("~2"), node_seal
+        assert Sealer(ROTATION).unseal(node_seal) == VALUES[name], name
+        assert value(opened) == VALUES[name], name
+
+
+def test_iron_session_9_writes_one_cookie_as_we_do(iron9: Iron) -> None:
+    data = {"sessionId": "abc", "visits": 2}
+    common = {"password": PW, "cookieName": COOKIE, "ttl": 86400, "chunk": True}
+    save, destroy = iron9([{"op": "save", "data": data, **common}, {"op": "destroy", **common}])
+    (node_header,) = value(save)
+    seal, _ = _split_header(node_header)
+    assert set_cookie_header(seal, CookieOptions()) == node_header
+    assert Sealer(PW).unseal(seal) == data
+    assert value(destroy) == [destroy_cookie_header(CookieOptions())]
+
+
+def _padding_for_chunks(iron9: Iron, chunks: int, *, fill: bool) -> tuple[int, list[str]]:
+    """Padding (characters) that makes iron-session 9 split ``{"cart": pad}`` into *chunks*
+    cookies (the most it allows for that count when *fill*), and its Set-Cookie list."""
+    base = len(set_cookie_header("", CookieOptions(name=f"{COOKIE}.0")))
+    budget = 4096 - base  # each chunk's share of the seal, as v9 computes it
+    target = budget * chunks if fill else budget * (chunks - 1) + budget // 2
+    guess = (target - 260) * 3 // 4  # the seal is ~4/3 of the JSON plus ~260 fixed characters
+    common = {"password": PW, "cookieName": COOKIE, "ttl": 86400, "chunk": True}
+    found: list[tuple[int, list[str]]] = []
+    for step in (64, 2):  # coarse, then fine around the best coarse candidate
+        pads = [guess + offset for offset in range(-32 * step, 32 * step + 1, step)]
+        results = iron9([{"op": "save", "data": {"cart": "c" * pad}, **common} for pad in pads])
+        found = [
+            (pad, value(r)) for pad, r in zip(pads, results, strict=True)
+            if r["ok"] and len(value(r)) == chunks
+        ]  # fmt: skip
+        assert found, f"no padding around {guess} gives {chunks} chunks"
+        guess = found[-1][0] if fill else found[len(found) // 2][0]
+    return found[-1] if fill else found[len(found) // 2]
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 4])
+def test_chunks_iron_session_9_writes_are_read_as_one_seal(iron9: Iron, chunks: int) -> None:
+    pad, headers = _padding_for_chunks(iron9, chunks, fill=chunks == 4)
+    names = [h.split("=", 1)[0] for h in headers]
+    assert names == [f"{COOKIE}.{i}" for i in range(chunks)], names
+    assert all(len(h) <= 4096 for h in headers)
+    jar = _jar(headers)
+    incoming = read_session_cookie(_cookie_header(jar), COOKIE)
+    assert incoming.chunked and incoming.chunks == tuple(names)
+    assert incoming.seal == "".join(jar.values())
+    assert Sealer(PW).unseal(incoming.seal) == {"cart": "c" * pad}
+    if chunks == 4:  # the largest session v9 stores: the Cookie header the server must accept
+        assert 16_000 < len("Cookie: " + _cookie_header(jar)) <= MAX_COOKIE_HEADER
+
+    # A stale name.N beyond the joined ones, a gap, and a whole cookie: as v9 reads them.
+    swapped = dict(reversed(list(jar.items())))
+    cases = {
+        "chunks in another order": _cookie_header(swapped),
+        "gap after the first": _cookie_header({k: v for k, v in jar.items() if k != names[1]}),
+        "whole cookie wins": _cookie_header({COOKIE: Sealer(PW).seal({"w": 1}), **jar}),
+        "empty whole cookie": _cookie_header({COOKIE: "", **jar}),
+        "empty first chunk": _cookie_header({**jar, names[0]: ""}),
+    }
+    loads = iron9(
+        [{"op": "load", "cookie": c, "password": PW, "cookieName": COOKIE} for c in cases.values()]
+    )
+    for (name, header), loaded in zip(cases.items(), loads, strict=True):
+        theirs = value(loaded)["session"]
+        seal = read_session_cookie(header, COOKIE).seal
+        try:
+            ours = Sealer(PW).unseal(seal) if seal else {}
+        except SealError:
+            ours = {}
+        assert ours == theirs, name
+
+
+def test_destroy_expires_the_chunks_as_iron_session_9_does(iron9: Iron) -> None:
+    _, headers = _padding_for_chunks(iron9, 3, fill=False)
+    jar = _jar(headers)
+    with_other = {"other": "1", **jar}
+    (destroyed,) = iron9([
+        {"op": "destroy", "password": PW, "cookieName": COOKIE, "ttl": 86400, "chunk": True,
+         "cookie": _cookie_header(with_other)},
+    ])  # fmt: skip
+    incoming = read_session_cookie(_cookie_header(with_other), COOKIE)
+    options = CookieOptions()
+    ours = [destroy_cookie_header(options), *expire_cookie_headers(options, incoming.chunks)]
+    assert value(destroyed) == ours
+    assert _jar(ours, with_other) == {"other": "1"}
+
+
+# The cookie package's parseCookie, which iron-session 9 reads every cookie with.
+COOKIE_HEADER_EDGES = [
+    "",
+    "a",
+    "a=",
+    "=",
+    "=b",
+    "a=1;b=2",
+    "a = 1 ;\tb=\t2\t",
+    "a=1; a=2",
+    " a=1",
+    "a=1;;b=2",
+    "a;b=2",
+    "a=1;c;b=2",
+    'a="quoted"',
+    "a=x=y",
+    "a=%41%42",
+    "a=%",
+    "a=%4",
+    "a=%zz",
+    "a=100%",
+    "a=%E2%82%AC",
+    "a=%E2%82",
+    "a=%C3%A9%C3",
+    "a=%ED%A0%80",
+    "a=%C0%80",
+    "a=%F4%90%80%80",
+    "a=%2A1%2Ax",
+    "a=x%3Bb=2",
+    "__proto__=1; constructor=2",
+    "a=é%C3%A9",
+    "a=1;  ;b=2",
+    f"{COOKIE}.0=x; {COOKIE}.1=y",
+]
+HEADER_TEXT = st.text(alphabet=st.sampled_from(list('ab=; \t%%0A9FfCe€zé"*.')), max_size=40)
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(st.lists(HEADER_TEXT, min_size=1, max_size=1))
+def _collect_headers(batch: list[str]) -> None:
+    _GENERATED.extend(batch)
+
+
+_GENERATED: list[str] = []
+
+
+def test_cookie_header_parsing_agrees_with_the_cookie_package(iron9: Iron) -> None:
+    _GENERATED.clear()
+    _collect_headers()
+    headers = COOKIE_HEADER_EDGES + _GENERATED
+    (parsed,) = iron9([{"op": "parseCookie", "headers": headers}])
+    for header, theirs in zip(headers, value(parsed), strict=True):
+        assert parse_cookie_header(header) == theirs, header

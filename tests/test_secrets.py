@@ -5,16 +5,18 @@ scenario — new visitor, chat turns, the rate limit (429), history, a tampered 
 too large for the HTTP parser, bad JSON, wrong routes and methods, clear and a replayed cookie,
 forget — once on the postgres transport (with a password in ``DATABASE_URL`` and a database
 outage in the middle: 503s and answers from the cookie) and once on the supabase transport
-(the PostgREST-compatible test endpoint, with a JWT secret, a service key and an anon key, and
-per-request visitor JWTs minted by the server). Then the captured log and every response body
-are searched for the session password, the DSN password, the JWT secret, the keys, any JWT and
-any ``Fe26.2*`` seal.
+(the PostgREST-compatible test endpoint, with a project's legacy keys — JWT secret, service
+key, anon key — and with its current ones — secret and publishable keys, an ES256 signing key —
+and per-request visitor JWTs minted by the server). Then the captured log and every response
+body are searched for the session password, the DSN password, the JWT secret, the keys (the
+signing key's private number too), any JWT and any ``Fe26.2*`` seal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ import pytest
 
 from bevsession.local_postgres import LocalPostgres
 from bevsession.migrations import migrate
+from bevsession_edge.app import MAX_HEADER_FIELD_BYTES
 from e2e_server import COOKIE_NAME, Reply, RunningServer, StartServer, Visitor
 from postgrest_endpoint import run_endpoint
 from rpc_fixtures import Keys, endpoint_config
@@ -58,7 +61,8 @@ async def scenario(http: aiohttp.ClientSession, server: RunningServer, rec: Reco
     assert v.cookie is not None
     tampered = v.cookie[:-10] + ("A" if v.cookie[-10] != "A" else "B") + v.cookie[-9:]
     rec.keep("tampered", await v.get("/api/session", cookie=tampered, keep=False))
-    rec.keep("huge header", await v.get("/api/session", cookie=v.cookie + "x" * 9000, keep=False))
+    too_long = "x" * (MAX_HEADER_FIELD_BYTES + 1)  # past what the HTTP parser takes
+    rec.keep("huge header", await v.get("/api/session", cookie=v.cookie + too_long, keep=False))
     rec.keep("huge line", await v.get("/api/chat/history?limit=" + "9" * 9000, keep=False))
     as_json = {"Content-Type": "application/json"}
     rec.keep("bad json", await v.request("POST", "/api/chat", data=b"{nope", headers=as_json))
@@ -206,6 +210,47 @@ async def test_supabase_transport_leaks_no_key_no_token(
         await running.close()
 
 
+async def test_supabase_transport_with_current_keys_leaks_nothing(
+    pg: LocalPostgres,
+    endpoint_db: str,
+    server_factory: StartServer,
+    http: aiohttp.ClientSession,
+) -> None:
+    keys = Keys.generate()
+    running = await run_endpoint(endpoint_config(pg, endpoint_db, keys, "supabase-keys"))
+    try:
+        password = secret_password()
+        jwk = keys.es256.private_jwk()
+        server = await server_factory(
+            env={
+                "BEVSESSION_TRANSPORT": "supabase",
+                "SUPABASE_URL": running.url,
+                "SUPABASE_SECRET_KEY": keys.secret_key,
+                "SUPABASE_PUBLISHABLE_KEY": keys.publishable_key,
+                "SUPABASE_JWT_SIGNING_KEY": json.dumps(jwk),
+                "SESSION_PASSWORD": password,
+                "BEVSESSION_LOG_LEVEL": "debug",
+            },
+            database=False, password=None,
+        )  # fmt: skip
+        rec = Recorder()
+        await scenario(http, server, rec)
+        assert "supabase transport: current keys, visitor tokens signed with ES256" in (
+            server.log_text()
+        )
+        assert_nothing_leaked(
+            server, rec,
+            {
+                "session password": password,
+                "secret key": keys.secret_key,
+                "publishable key": keys.publishable_key,
+                "signing key": jwk["d"],
+            },
+        )  # fmt: skip
+    finally:
+        await running.close()
+
+
 def test_the_log_filter_masks_what_a_library_might_log() -> None:
     """The filter of every server log handler, on the texts that could carry a secret."""
     import logging
@@ -218,6 +263,9 @@ def test_the_log_filter_masks_what_a_library_might_log() -> None:
         "pair": "password=hunter2 host=db",
         "jwt": "token eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJl",
         "seal": f"cookie {COOKIE_NAME}={seal}; other=1",
+        "sb key": "apikey sb_secret_hunter2 and sb_publishable_hunter2",
+        "pem": "key -----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY----- end",
+        "jwk": '{"kty": "EC", "d": "hunter2", "x": "pub"} and {\'d\': \'hunter2\'}',
     }
     for name, text in texts.items():
         record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", (text,), None)

@@ -6,12 +6,13 @@ requests finish on shutdown). Everything a handler needs is typed app state (``w
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bevsession.cookies import CookieOptions
+from bevsession.cookies import MAX_COOKIE_HEADER, CookieOptions
 from bevsession.sealing import Sealer
 from bevsession.service import SessionService
 from bevsession.transports.base import Transport
@@ -29,25 +30,27 @@ from .replies import ReplyGenerator, TemplateReplyGenerator
 from .routes import routes
 from .startup import run_startup_checks
 
+log = logging.getLogger(__name__)
+
 # Largest request body: a chat message is at most 8000 characters (32 KB of UTF-8) plus JSON.
 MAX_BODY_BYTES = 64 * 1024
+# Longest header line aiohttp's HTTP parser accepts (its default: 8190 bytes, which a Cookie
+# header with iron-session 9's chunks exceeds): four full chunks and a little more, no further.
+# The request line keeps aiohttp's 8190 (``max_line_size``). Set through ``handler_args`` so
+# every way of serving the app (``bevsession serve``, an AppRunner of your own) gets it.
+MAX_HEADER_FIELD_BYTES = MAX_COOKIE_HEADER
 
 
 async def open_transport(settings: Settings) -> Transport:
     """The transport the settings ask for, connected (fails fast on a wrong DSN or role)."""
     if settings.transport_name() == "supabase":
-        assert settings.supabase_url and settings.supabase_service_role_key  # checked by Settings
-        assert settings.supabase_jwt_secret
-        return await SupabaseTransport.connect(
-            settings.supabase_url,
-            service_key=settings.supabase_service_role_key.get_secret_value(),
-            jwt_secret=settings.supabase_jwt_secret.get_secret_value(),
-            anon_key=(
-                settings.supabase_anon_key.get_secret_value()
-                if settings.supabase_anon_key
-                else None
-            ),
-        )
+        assert settings.supabase_url  # checked by Settings, as the keys are
+        keys = settings.supabase_keys()
+        log.info(
+            "supabase transport: %s keys, visitor tokens signed with %s", keys.generation,
+            keys.signing_key.algorithm if keys.signing_key else "HS256 (the legacy JWT secret)",
+        )  # fmt: skip
+        return SupabaseTransport.from_keys(settings.supabase_url, keys)
     assert settings.database_url is not None
     return await PostgresTransport.connect(settings.database_url.get_secret_value())
 
@@ -62,7 +65,9 @@ def create_app(
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
     install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
-        middlewares=[json_errors, session_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[json_errors, session_middleware],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
     )
     app[SETTINGS] = settings
     app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)

@@ -1,4 +1,5 @@
-"""The ``bevsession`` command: ``serve``, ``migrate``, ``purge``, ``gen-password``.
+"""The ``bevsession`` command: ``serve``, ``migrate``, ``purge``, ``gen-password``,
+``gen-signing-key``.
 
 ``serve`` with nothing configured starts the embedded default (a local PostgreSQL under the
 working directory, migrated, with a saved development password). With several workers, each is
@@ -47,6 +48,28 @@ def cmd_gen_password(_: argparse.Namespace) -> int:
     return 0
 
 
+# --- gen-signing-key ------------------------------------------------------------------------
+def cmd_gen_signing_key(args: argparse.Namespace) -> int:
+    """Print a new private JWT signing key as a JWK, as ``supabase gen signing-key`` does: the
+    key to import into the Supabase project and to give as SUPABASE_JWT_SIGNING_KEY."""
+    from bevsession.supabase_keys import SigningKey
+
+    key = SigningKey.generate(args.algorithm, args.kid)
+    if args.format == "pem":
+        print(key.private_pem(), end="")
+    else:
+        print(json.dumps(key.private_jwk()))
+    print(
+        f"A new {key.algorithm} private key, kid {key.key_id}. Import it into your Supabase "
+        "project as a JWT signing key (the private part cannot be read back from Supabase: keep "
+        "this copy in your secret store), then set SUPABASE_JWT_SIGNING_KEY to it"
+        + (f" and SUPABASE_JWT_SIGNING_KEY_ID={key.key_id}" if args.format == "pem" else "")
+        + ". Never commit it.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # --- migrate --------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the shim (plain PostgreSQL only) and pending migrations to DATABASE_URL."""
@@ -67,19 +90,17 @@ DEFAULT_SESSION_TTL = 86400
 
 async def _admin_transport(database_url: str | None) -> Transport:
     """A transport for service_role calls: DATABASE_URL (asyncpg) or the Supabase service key."""
+    from bevsession.supabase_keys import SupabaseKeys
     from bevsession.transports.postgres import PostgresTransport
     from bevsession.transports.supabase import SupabaseTransport
 
     if database_url:
         return await PostgresTransport.connect(database_url, min_size=0, max_size=1)
     url = os.environ.get("SUPABASE_URL")
-    key = os.environ.get("SUPABASE_SERVICE_ROLE_KEY")
-    secret = os.environ.get("SUPABASE_JWT_SECRET")
-    if not (url and key and secret):
-        raise ValueError(
-            "set DATABASE_URL, or SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and SUPABASE_JWT_SECRET"
-        )
-    return await SupabaseTransport.connect(url, service_key=key, jwt_secret=secret)
+    if not url:
+        raise ValueError("set DATABASE_URL, or SUPABASE_URL and the project's keys")
+    keys = SupabaseKeys.from_env(os.environ)  # a ValueError names what is missing
+    return SupabaseTransport.from_keys(url, keys)
 
 
 async def _purge(database_url: str | None, idle_days: int, batch: int) -> dict[str, object]:
@@ -256,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("gen-password", help="print a new SESSION_PASSWORD")
     gen.set_defaults(func=cmd_gen_password)
+
+    signing = sub.add_parser(
+        "gen-signing-key",
+        help="print a new private JWT signing key (JWK) to import into Supabase",
+    )
+    signing.add_argument("--algorithm", choices=["ES256", "RS256"], default="ES256")
+    signing.add_argument("--kid", default=None, help="key id (default: a random UUID)")
+    signing.add_argument(
+        "--format", choices=["jwk", "pem"], default="jwk",
+        help="jwk (default, as `supabase gen signing-key`) or pem (then also give the kid)",
+    )  # fmt: skip
+    signing.set_defaults(func=cmd_gen_signing_key)
     return parser
 
 

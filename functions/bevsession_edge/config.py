@@ -14,6 +14,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bevsession.supabase_keys import ENV as SUPABASE_ENV
+from bevsession.supabase_keys import SupabaseKeys
+
 MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
 PASSWORD_ID = re.compile(r"^\w+$")
 
@@ -45,9 +48,21 @@ class Settings(BaseSettings):
     # Set by `bevsession serve` when it generated a development password (refused in production).
     password_generated: bool = Field(False, validation_alias="BEVSESSION_PASSWORD_GENERATED")
 
-    # Database: a PostgreSQL URL (postgres transport) or a Supabase project (supabase transport).
+    # Database: a PostgreSQL URL (postgres transport) or a Supabase project (supabase transport)
+    # with its current keys (publishable, secret, an imported JWT signing key) or its legacy
+    # ones (anon, service_role, the JWT secret); see bevsession.supabase_keys.
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
     supabase_url: str | None = Field(None, validation_alias="SUPABASE_URL")
+    supabase_publishable_key: SecretStr | None = Field(
+        None, validation_alias="SUPABASE_PUBLISHABLE_KEY"
+    )
+    supabase_secret_key: SecretStr | None = Field(None, validation_alias="SUPABASE_SECRET_KEY")
+    supabase_jwt_signing_key: SecretStr | None = Field(
+        None, validation_alias="SUPABASE_JWT_SIGNING_KEY"
+    )
+    supabase_jwt_signing_key_id: str | None = Field(
+        None, validation_alias="SUPABASE_JWT_SIGNING_KEY_ID"
+    )
     supabase_anon_key: SecretStr | None = Field(None, validation_alias="SUPABASE_ANON_KEY")
     supabase_service_role_key: SecretStr | None = Field(
         None, validation_alias="SUPABASE_SERVICE_ROLE_KEY"
@@ -113,17 +128,13 @@ class Settings(BaseSettings):
                     f"at least {MIN_PASSWORD_LENGTH} are required"
                 )
         if self.transport_name() == "supabase":
-            missing = [
-                name
-                for name, value in (
-                    ("SUPABASE_URL", self.supabase_url),
-                    ("SUPABASE_SERVICE_ROLE_KEY", self.supabase_service_role_key),
-                    ("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),
-                )
-                if not value
-            ]
-            if missing:
-                raise ValueError(f"the supabase transport needs {', '.join(missing)}")
+            problems = [] if self.supabase_url else ["the supabase transport needs SUPABASE_URL"]
+            try:
+                self.supabase_keys()
+            except ValueError as exc:
+                problems.append(str(exc))
+            if problems:
+                raise ValueError("; ".join(problems))
         elif self.database_url is None:
             raise ValueError("set DATABASE_URL (or the SUPABASE_* variables)")
         if self.environment == "production":
@@ -144,6 +155,22 @@ class Settings(BaseSettings):
         if self.session_password is not None:
             return {"1": self.session_password.get_secret_value()}
         return {}
+
+    def supabase_keys(self) -> SupabaseKeys:
+        """The Supabase keys, resolved (a ValueError names what is missing or misplaced)."""
+
+        def text(value: SecretStr | str | None) -> str | None:
+            return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+        return SupabaseKeys.from_env({
+            SUPABASE_ENV["secret_key"]: text(self.supabase_secret_key),
+            SUPABASE_ENV["publishable_key"]: text(self.supabase_publishable_key),
+            SUPABASE_ENV["signing_key"]: text(self.supabase_jwt_signing_key),
+            SUPABASE_ENV["signing_key_id"]: text(self.supabase_jwt_signing_key_id),
+            SUPABASE_ENV["service_role_key"]: text(self.supabase_service_role_key),
+            SUPABASE_ENV["anon_key"]: text(self.supabase_anon_key),
+            SUPABASE_ENV["jwt_secret"]: text(self.supabase_jwt_secret),
+        })  # fmt: skip
 
     def transport_name(self) -> Literal["postgres", "supabase"]:
         if self.transport != "auto":

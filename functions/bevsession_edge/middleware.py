@@ -15,7 +15,15 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from bevsession.cookies import CookieTooLarge, destroy_cookie_header, set_cookie_header
+from bevsession.cookies import (
+    CookieOptions,
+    CookieTooLarge,
+    IncomingSessionCookie,
+    destroy_cookie_header,
+    expire_cookie_headers,
+    read_session_cookie,
+    set_cookie_header,
+)
 from bevsession.sealing import TIMESTAMP_SKEW_SEC
 
 from .keys import COOKIE, SEALER, SETTINGS
@@ -35,6 +43,9 @@ from .session_cookie import (
 log = logging.getLogger(__name__)
 
 SESSION_STATE = web.RequestKey("session_state", SessionState)
+# The session cookie as it arrived: its seal (joined from iron-session 9's chunks if need be)
+# and the chunk cookies to expire whenever the cookie is written or deleted.
+INCOMING = web.RequestKey("session_cookie_in", IncomingSessionCookie)
 SESSION_PREFIX = "/api/"
 # Why cookies were refused (malformed, bad_mac, expired, …): counted, logged at debug level.
 REJECTIONS = web.AppKey("cookie_rejections", Counter[str])
@@ -77,7 +88,9 @@ def forget_cached(request: web.Request) -> None:
 def load_session(request: web.Request) -> SessionState:
     app = request.app
     settings = app[SETTINGS]
-    sealed = request.cookies.get(app[COOKIE].name)
+    incoming = read_session_cookie(request.headers.get(hdrs.COOKIE), app[COOKIE].name)
+    request[INCOMING] = incoming
+    sealed = incoming.seal
     cache = read_cache_of(app)
     confirmed = cache.lookup(sealed) if cache is not None and sealed else None
     if confirmed is not None:  # a cookie the database confirmed lately: no unseal needed
@@ -122,13 +135,15 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
     if state is None:
         return
     options = request.app[COOKIE]
+    incoming = request[INCOMING]
     if state.cleared:
         response.headers.add(hdrs.SET_COOKIE, destroy_cookie_header(options))
+        _expire_chunks(response, options, incoming)
         return
     cache = read_cache_of(request.app)
     if not state.changed:
         # The database has just confirmed the cookie as it is: later reads need not ask it.
-        sealed = request.cookies.get(options.name)
+        sealed = incoming.seal
         seen_ms, loaded = state.seen_ms, state.loaded
         # (a copy the cache already holds, ``cached``, needs no confirming)
         if cache is not None and seen_ms is not None and loaded is not None and sealed \
@@ -154,8 +169,18 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
         header = set_cookie_header(sealed, options)
         log.warning("session cookie over 4096 bytes; resealed without pain point details")
     response.headers.add(hdrs.SET_COOKIE, header)
+    _expire_chunks(response, options, incoming)
     if cache is not None and state.seen_ms is not None:  # the next request will send this seal
         cache.confirm(sealed, user, state.seen_ms)
+
+
+def _expire_chunks(
+    response: web.StreamResponse, options: CookieOptions, incoming: IncomingSessionCookie
+) -> None:
+    """Expire iron-session 9's chunk cookies the request carried: left behind, a v9 app would
+    reopen the session from them (after a logout here) or join them to stale parts."""
+    for header in expire_cookie_headers(options, incoming.chunks):
+        response.headers.add(hdrs.SET_COOKIE, header)
 
 
 def _slim(persona: dict[str, Any]) -> dict[str, Any]:

@@ -1,14 +1,15 @@
 """Errors aiohttp answers below the application: JSON too, and never an echo of the request.
 
-A request aiohttp's HTTP parser refuses (a request line or header over 8190 bytes, a malformed
-request line, bad chunking) never reaches a route or a middleware, and neither does an error
-raised outside ``json_errors`` (a handler timeout, a bug in an outer layer). aiohttp answers
-these from ``RequestHandler.handle_error`` with a ``text/plain`` body, and for a parser error
-that body repeats the start of the offending line — for an oversized ``Cookie`` header, the
-session cookie itself, readable by a script even though the cookie is ``HttpOnly`` (the Apache
-CVE-2012-0053 pattern). aiohttp offers no hook for this response, so
-:func:`install` replaces that one method, process-wide and idempotently: the answer becomes the
-documented ``{"error": {"code", "message"}}`` with the same status, and the log line says what
+A request aiohttp's HTTP parser refuses (a request line over 8190 bytes, a header over 16.5 KiB
+— ``MAX_HEADER_FIELD_BYTES`` in ``app.py`` —, a malformed request line, bad chunking) never
+reaches a route or a middleware, and neither does an error raised outside ``json_errors`` (a
+handler timeout, a bug in an outer layer). aiohttp answers these from
+``RequestHandler.handle_error`` with a ``text/plain`` body, and for a parser error that body
+repeats the start of the offending line — for an oversized ``Cookie`` header, the session
+cookie itself, readable by a script even though the cookie is ``HttpOnly`` (the Apache
+CVE-2012-0053 pattern). aiohttp offers no hook for this response, so :func:`install` replaces
+that one method, process-wide and idempotently: the answer becomes the documented
+``{"error": {"code", "message"}}`` with the same status, and the log line says what
 was refused without the request's bytes.
 """
 

@@ -240,11 +240,16 @@ _SUPABASE_KEY = re.compile(r"\bsb_(secret|publishable)_[A-Za-z0-9_\-]+")
 _BEARER = re.compile(r"(?i)\bbearer\s+\S+")
 # An iron seal (a session cookie): "Fe26.2**…" or an older "Fe26.1**…".
 _SEAL = re.compile(r"Fe26\.[12]\*[^\s'\"<>;,]*")
+# A private key: a PEM block, or a JWK's private members (d, and RSA's p, q, dp, dq, qi).
+_PEM_PRIVATE = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
+)
+_JWK_PRIVATE = re.compile(r"""(["'])(d|p|q|dp|dq|qi)\1(\s*:\s*)(["'])[^"']*\4""")
 
 
 def safe_text(text: str | None) -> str:
     """*text* with credentials masked: URL passwords, ``password=…``, JWTs, Supabase keys,
-    sealed cookies."""
+    sealed cookies, private keys (PEM, a JWK's private members)."""
     if not text:
         return ""
     text = _URL_PASSWORD.sub(r"\1:***@", text)
@@ -253,4 +258,6 @@ def safe_text(text: str | None) -> str:
     text = _SUPABASE_KEY.sub(r"sb_\1_***", text)
     text = _BEARER.sub("Bearer ***", text)
     text = _SEAL.sub("<sealed cookie>", text)
+    text = _PEM_PRIVATE.sub("<private key>", text)
+    text = _JWK_PRIVATE.sub(r"\1\2\1\3\4***\4", text)
     return text

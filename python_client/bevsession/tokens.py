@@ -1,15 +1,18 @@
 """Per-session identity: the claims a visitor's RPC runs with, and the JWT that carries them.
 
 A visitor call runs as the least-privilege role ``session_visitor`` with a ``session_id``
-claim; RLS compares rows with that claim. The supabase transport sends the claims as an HS256
-JWT signed with the project's JWT secret (PostgREST verifies it and copies the payload into
-``request.jwt.claims``); the postgres transport puts the very same payload into
-``request.jwt.claims`` itself. Both read the payload from :meth:`Claims.visitor`, so
-the two paths cannot drift apart.
+claim; RLS compares rows with that claim. The supabase transport sends the claims as a JWT
+that PostgREST verifies and copies into ``request.jwt.claims``: signed with a private key the
+project imported as a JWT signing key (ES256 or RS256, its ``kid`` in the header; see
+:mod:`bevsession.supabase_keys`), or, on a project that still has it, HS256 with the legacy JWT
+secret. The postgres transport puts the very same payload into ``request.jwt.claims`` itself.
+Both read the payload from :meth:`Claims.visitor`, so the two paths cannot drift apart.
 
 Tokens live five minutes by default: a token only has to survive one HTTP request, and a short
-life limits the harm of one that leaks into a log. Minting costs about 20 µs (see
-``python -m bench.rpc``), two orders of magnitude below one RPC, so tokens are not cached.
+life limits the harm of one that leaks into a log. Minting costs about 14 µs with HS256, 28 µs
+with ES256 and 0.23 ms with RS256 (an RSA private-key operation) on this project's 2-core
+machine (``python -m bench.rpc``) — below one RPC — so tokens are not cached; ES256 is the
+default.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any, Final
 from uuid import UUID
 
 import jwt
+
+from .supabase_keys import SigningKey
 
 __all__ = [
     "DEFAULT_ISSUER",
@@ -77,39 +82,60 @@ class Claims:
 
 @dataclass(frozen=True)
 class TokenMinter:
-    """Signs visitor claims as HS256 JWTs with the project's JWT secret.
+    """Signs visitor claims: with a :class:`SigningKey` (ES256/RS256, the current way) or, as
+    HS256, with the project's legacy JWT secret — exactly one of the two.
 
-    ``key_id`` sets the JWT header's ``kid``: needed once a Supabase project verifies with
-    signing keys and the shared secret was imported as one of them (PostgREST then tries only
-    the key with that id); without it every configured key is tried, as for the legacy secret.
+    ``key_id`` sets the JWT header's ``kid``: a signing key's own id (always set), or for HS256
+    the id of the shared secret once a project verifies with signing keys and the secret was
+    imported as one of them (PostgREST then tries only the key with that id); without it every
+    configured key is tried, as for the legacy secret.
     """
 
-    secret: str = field(repr=False)
+    secret: str | None = field(default=None, repr=False)
     claims: Claims = field(default_factory=Claims)
     key_id: str | None = None
+    signing_key: SigningKey | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if (self.secret is None) == (self.signing_key is None):
+            raise ValueError(
+                "a token minter needs a JWT signing key or the project's JWT secret (one of them)"
+            )
+        if self.signing_key is not None:
+            if self.key_id is None:
+                object.__setattr__(self, "key_id", self.signing_key.key_id)
+            elif self.key_id != self.signing_key.key_id:
+                raise ValueError("key_id differs from the signing key's own kid")
+            return
+        assert self.secret is not None
         if len(self.secret) < MIN_SECRET_LENGTH:
             raise ValueError(
                 f"the JWT secret must have at least {MIN_SECRET_LENGTH} characters "
                 "(PostgREST refuses shorter HS256 secrets)"
             )
 
+    @property
+    def algorithm(self) -> str:
+        return self.signing_key.algorithm if self.signing_key is not None else "HS256"
+
     def visitor_token(self, session_id: UUID) -> str:
         """A signed JWT for *session_id*, valid for ``claims.ttl`` seconds."""
+        payload = self.claims.visitor(session_id)
+        if self.signing_key is not None:
+            return self.signing_key.sign(payload)
         headers = {"kid": self.key_id} if self.key_id else None
-        return jwt.encode(
-            self.claims.visitor(session_id), self.secret, algorithm="HS256", headers=headers
-        )
+        assert self.secret is not None
+        return jwt.encode(payload, self.secret, algorithm="HS256", headers=headers)
 
     def decode(self, token: str) -> dict[str, Any]:
         """Verify and decode a token minted here (tests and diagnostics)."""
-        decoded: dict[str, Any] = jwt.decode(
-            token,
-            self.secret,
-            algorithms=["HS256"],
-            audience=self.claims.audience,
-            issuer=self.claims.issuer,
-            options={"require": ["exp", "iat", "role"]},
-        )
+        options: dict[str, Any] = {
+            "audience": self.claims.audience,
+            "issuer": self.claims.issuer,
+            "options": {"require": ["exp", "iat", "role"]},
+        }
+        if self.signing_key is not None:
+            return self.signing_key.verify(token, **options)
+        assert self.secret is not None
+        decoded: dict[str, Any] = jwt.decode(token, self.secret, algorithms=["HS256"], **options)
         return decoded

@@ -1,8 +1,14 @@
-"""Runs the real iron-session 8.0.4 under Node for the interop tests, in batches.
+"""Runs the real iron-session under Node for the interop tests, in batches: 8.0.4
+(``iron.mjs``) and 9.0.1 (``iron9.mjs``, installed as the npm alias ``iron-session-9``).
 
 ``npm ci`` is run here when ``node_modules`` is missing or older than the lock, so plain
 ``pytest`` works as well as ``./dev test``. Anything missing is a test FAILURE with the command
 that fixes it, never a skip: the interop proof must not silently disappear from CI.
+
+iron-session 9.0.1 declares Node >= 22.13; it runs here on the Node the machine has (Debian's or
+NodeSource's 20 at the time of writing, where ``npm ci`` only warns), through the same WebCrypto
+calls and iron-webcrypto 2's own base64 (it uses ``Uint8Array.fromBase64`` only where a newer
+Node has it).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from typing import Any
 import pytest
 
 INTEROP_DIR = Path(__file__).resolve().parent
-PINNED = {"iron-session": "8.0.4", "iron-webcrypto": "1.2.1"}
+# package folder under node_modules -> the version the tests pin
+PINNED = {
+    "iron-session": "8.0.4",
+    "iron-webcrypto": "1.2.1",
+    "iron-session-9": "9.0.1",
+    "iron-session-9/node_modules/iron-webcrypto": "2.0.0",
+    "cookie": "2.0.2",  # what iron-session 9 parses Cookie headers with
+}
+SCRIPTS = {8: "iron.mjs", 9: "iron9.mjs"}
 
 
 def _installed_version(package: str) -> str | None:
@@ -40,7 +54,7 @@ def ensure_node_modules() -> None:
             pytest.fail(f"interop tests need `{tool}` (Node 20+): apt-get install nodejs npm")
     if _stale() or any(_installed_version(p) != v for p, v in PINNED.items()):
         proc = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=INTEROP_DIR,
             capture_output=True,
             text=True,
@@ -57,10 +71,12 @@ def ensure_node_modules() -> None:
         pytest.fail(f"{INTEROP_DIR}/node_modules has {wrong}, the tests pin {PINNED}")
 
 
-def run_iron(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run a batch of operations through tests/interop/iron.mjs; one result per op."""
+def run_iron(ops: list[dict[str, Any]], version: int = 8) -> list[dict[str, Any]]:
+    """Run a batch of operations through iron-session *version* (8: tests/interop/iron.mjs,
+    9: tests/interop/iron9.mjs); one result per op."""
+    script = SCRIPTS[version]
     proc = subprocess.run(
-        ["node", "iron.mjs"],
+        ["node", script],
         cwd=INTEROP_DIR,
         input=json.dumps({"ops": ops}),
         capture_output=True,
@@ -69,7 +85,7 @@ def run_iron(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         check=False,
     )
     if proc.returncode != 0:
-        pytest.fail(f"node iron.mjs failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        pytest.fail(f"node {script} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     results: list[dict[str, Any]] = json.loads(proc.stdout)["results"]
     assert len(results) == len(ops)
     return results

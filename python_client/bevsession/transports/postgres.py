@@ -4,7 +4,7 @@ PostgREST runs a call as: ``BEGIN``; ``set_config`` of role, ``request.jwt.claim
 ``request.method``, ``request.path`` (all transaction-local); the function; ``COMMIT``. Here
 the same happens in ONE prepared statement, which is its own implicit transaction::
 
-    select public.<fn>(p_a => $2, …)
+    select public.<fn>(a => $2, …)
     from (select set_config('search_path', 'public, extensions', true),
                  set_config('request.jwt.claims', $1, true),
                  set_config('request.method', 'POST', true),

@@ -1,12 +1,22 @@
 """supabase-py's async client calling PostgREST's ``/rest/v1/rpc/<fn>``: the hosted path.
 
 One ``httpx.AsyncClient`` (one connection pool) serves every call; two supabase ``AsyncClient``
-objects share it: one built with the public (anon/publishable) key for visitor calls, one with
-the service key for admin calls. A visitor's JWT travels as a header of that one request — it is
-set on the request builder that ``rpc()`` returns, whose headers are a fresh copy — and never by
-``postgrest.auth()``, which would change the shared client under concurrent requests of other
-sessions. Measured on this machine, building the request this way costs about as much as
-``rpc()`` itself (tens of microseconds); see ``python -m bench.rpc``.
+objects share it: one built with the public key (publishable, or legacy anon) for visitor calls,
+one with the service key (secret, or legacy service_role) for admin calls. A visitor's JWT
+travels as a header of that one request — it is set on the request builder that ``rpc()``
+returns, whose headers are a fresh copy — and never by ``postgrest.auth()``, which would change
+the shared client under concurrent requests of other sessions. Measured on this machine,
+building the request this way costs about as much as ``rpc()`` itself (tens of microseconds);
+see ``python -m bench.rpc``.
+
+Keys (:mod:`bevsession.supabase_keys`): a current project's keys (``sb_publishable_…``,
+``sb_secret_…``) are opaque and go only in the ``apikey`` header — supabase-py would also send
+them as ``Authorization: Bearer``, which this transport removes (Supabase's gateway replaces a
+missing or ``Bearer sb_…`` Authorization with its own JWT of the key's role; PostgREST alone
+would refuse it). So an admin call carries the secret key as ``apikey`` and nothing else, and a
+visitor call the publishable key as ``apikey`` and the minted token as its Bearer. Legacy JWT
+keys are sent as supabase-py sends them (``apikey`` and Bearer). Visitor tokens are signed with
+the imported signing key (ES256/RS256) or the legacy JWT secret (HS256).
 
 POST is never retried here (supabase-py retries only GET/HEAD, and we switch that off too: a
 retried write could be applied twice, and a sleeping retry would hold an aiohttp request).
@@ -23,6 +33,13 @@ from supabase import AsyncClient, AsyncClientOptions
 
 from ..errors import DatabaseError, from_exception
 from ..rpc import check_call
+from ..supabase_keys import (
+    PUBLISHABLE_KEY_PREFIX,
+    SECRET_KEY_PREFIX,
+    SigningKey,
+    SupabaseKeys,
+    is_opaque_key,
+)
 from ..tokens import TokenMinter
 from .base import Identity, Transport, Visitor
 
@@ -43,15 +60,34 @@ class SupabaseTransport(Transport):
         service_key: str,
         jwt_secret: str | None = None,
         anon_key: str | None = None,
+        signing_key: SigningKey | None = None,
         minter: TokenMinter | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_connections: int = 100,
     ) -> None:
+        """*service_key*: the secret key (``sb_secret_…``) or the legacy service_role key;
+        *anon_key*: the publishable key (``sb_publishable_…``) or the legacy anon key (needed
+        with a secret key; legacy: defaults to the service key); visitor tokens are minted by
+        *minter*, else with *signing_key*, else with the legacy *jwt_secret*."""
+        if service_key.startswith(PUBLISHABLE_KEY_PREFIX):
+            raise ValueError("the service key must be the secret key, not the publishable one")
+        if anon_key is not None and anon_key.startswith(SECRET_KEY_PREFIX):
+            raise ValueError("visitor calls must not carry the secret key: give the publishable")
+        if is_opaque_key(service_key) and anon_key is None:
+            raise ValueError(
+                "a secret key (sb_secret_…) needs the publishable key for visitor calls"
+            )
         if minter is None:
-            if jwt_secret is None:
-                raise ValueError("the supabase transport needs the project's JWT secret")
-            minter = TokenMinter(jwt_secret)
+            if signing_key is not None:
+                minter = TokenMinter(signing_key=signing_key)
+            elif jwt_secret is not None:
+                minter = TokenMinter(jwt_secret)
+            else:
+                raise ValueError(
+                    "the supabase transport needs a JWT signing key, or the project's legacy "
+                    "JWT secret, to mint the visitors' tokens"
+                )
         self._minter = minter
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
@@ -64,6 +100,18 @@ class SupabaseTransport(Transport):
         self._service_client = self._client(url, service_key)
         self._closed = False
 
+    @classmethod
+    def from_keys(cls, url: str, keys: SupabaseKeys, **kwargs: Any) -> SupabaseTransport:
+        """The transport for keys resolved by :meth:`SupabaseKeys.from_env`."""
+        return cls(
+            url,
+            service_key=keys.service_key,
+            anon_key=keys.public_key,
+            jwt_secret=keys.jwt_secret,
+            signing_key=keys.signing_key,
+            **kwargs,
+        )
+
     def _client(self, url: str, key: str) -> AsyncClient:
         options = AsyncClientOptions(
             httpx_client=self._http,
@@ -71,7 +119,11 @@ class SupabaseTransport(Transport):
             auto_refresh_token=False,
             persist_session=False,
         )
-        return AsyncClient(url, key, options)
+        client = AsyncClient(url, key, options)
+        if is_opaque_key(key):
+            # An opaque key is an API key only, never a Bearer token (supabase-py sends both).
+            client.options.headers.pop("Authorization", None)
+        return client
 
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> SupabaseTransport:
@@ -104,10 +156,14 @@ class SupabaseTransport(Transport):
         served from PostgREST's schema cache but refused while PostgREST has no connection.
         """
         key = self._service_client.supabase_key
+        headers = (
+            {"apikey": key}
+            if is_opaque_key(key)
+            else {"apikey": key, "Authorization": f"Bearer {key}"}
+        )
         try:
             response = await self._http.head(
-                str(self._service_client.rest_url) + "/",
-                headers={"apikey": key, "Authorization": f"Bearer {key}"},
+                str(self._service_client.rest_url) + "/", headers=headers
             )
         except httpx.HTTPError as exc:
             raise from_exception(exc) from exc
