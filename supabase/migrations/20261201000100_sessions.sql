@@ -330,17 +330,35 @@ create function public.get_session(touch boolean default true) returns jsonb
     set search_path = ''
 as $$
 declare
+    v_session_id uuid := bevsession.require_session_id();
+    v_session bevsession.sessions;
     v_ensured record;
+    v_created boolean := false;
 begin
-    v_ensured := bevsession.ensure_session(bevsession.require_session_id(), coalesce(get_session.touch, true));
+    if coalesce(get_session.touch, true) then
+        v_ensured := bevsession.ensure_session(v_session_id, touch => true);
+        v_session := v_ensured.session;
+        v_created := v_ensured.created;
+    else
+        -- a read without touch takes no lock and writes nothing for a session that exists (the
+        -- edge worker reports such reads in its batched touch_sessions)
+        select * into v_session from bevsession.sessions as s where s.id = v_session_id;
+        if found then
+            v_session := bevsession.check_live(v_session, false);
+        else
+            v_ensured := bevsession.ensure_session(v_session_id, touch => false);
+            v_session := v_ensured.session;
+            v_created := v_ensured.created;
+        end if;
+    end if;
     return pg_catalog.jsonb_build_object(
-        'session', bevsession.session_json(v_ensured.session),
-        'persona', bevsession.persona_json(bevsession.persona_of(v_ensured.session)),
-        'created', v_ensured.created);
+        'session', bevsession.session_json(v_session),
+        'persona', bevsession.persona_json(bevsession.persona_of(v_session)),
+        'created', v_created);
 end
 $$;
 comment on function public.get_session(boolean) is
-    'Get or create the calling session (claims: session_id); touch last_activity_at unless touch is false. Returns {session, persona, created}.';
+    'Get or create the calling session (claims: session_id); lock it and touch last_activity_at unless touch is false (then: no lock, no write). Returns {session, persona, created}.';
 revoke execute on function public.get_session(boolean) from public, anon, authenticated;
 grant execute on function public.get_session(boolean) to session_visitor, service_role;
 
