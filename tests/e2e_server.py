@@ -42,6 +42,7 @@ import asyncpg
 import pytest
 
 from bevsession.local_postgres import LocalPostgres
+from bevsession.supabase_keys import SigningKey
 from conftest import create_database, drop_database
 
 __all__ = ["http", "module_server", "server", "server_factory"]  # the fixtures
@@ -68,6 +69,7 @@ _CONFIG_VARS = {
     "SUPABASE_SECRET_KEY",
     "SUPABASE_JWT_SIGNING_KEY",
     "SUPABASE_JWT_SIGNING_KEY_ID",
+    "SUPABASE_JWKS",
     "MAX_MESSAGE_CHARS",
     "HISTORY_PAGE_MAX",
     "HOST",
@@ -80,6 +82,27 @@ _CONFIG_VARS = {
     "ALL_PROXY",
 }
 _KEEP_BEVSESSION = {"BEVSESSION_PG_BINDIR"}  # where the PostgreSQL binaries are: not config
+
+# Visitors who sign in: the signing key of the project's Auth (its public half is the JWKS a
+# linking server is given) and its legacy JWT secret. ``linking_env()`` configures a server.
+AUTH_KEY = SigningKey.generate("ES256")
+AUTH_SECRET = "e2e legacy jwt secret -- at least 32 characters"
+
+
+def linking_env() -> dict[str, str]:
+    """The variables that let a server link sessions (POST /api/session/link)."""
+    return {
+        "SUPABASE_JWKS": json.dumps({"keys": [AUTH_KEY.public_jwk()]}),
+        "SUPABASE_JWT_SECRET": AUTH_SECRET,
+    }
+
+
+def access_token(user_id: object, *, key: SigningKey | None = None, **claims: Any) -> str:
+    """A Supabase Auth access token for *user_id*, signed with ``AUTH_KEY`` (or *key*)."""
+    now = int(time.time())
+    payload = {"sub": str(user_id), "aud": "authenticated", "role": "authenticated",
+               "iat": now, "exp": now + 3600, **claims}  # fmt: skip
+    return (key or AUTH_KEY).sign(payload)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

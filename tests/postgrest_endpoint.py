@@ -28,6 +28,9 @@ for what supabase-py's ``rpc()`` uses:
   (``ALTER ROLE … SET``), role, request.jwt.claims, request.method, request.path,
   request.headers, request.cookies — all transaction-local and passed as parameters —, the
   call with named arguments converted by ``json_to_record``, ``COMMIT`` (``ROLLBACK`` on error);
+- Supabase Auth's JWKS at ``GET /auth/v1/.well-known/jwks.json``: the public asymmetric keys
+  (``signing_keys`` and the platform key; never the legacy secret), no API key needed, what the
+  edge worker fetches to verify visitors' access tokens (``jwks_requests`` counts the fetches);
 - responses: 204 without Content-Type for void, scalar/composite as one JSON value, SETOF as a
   JSON array; ``response.status`` override; errors as ``{code, message, details, hint}`` with
   ``Proxy-Status`` and PostgREST's SQLSTATE → status table (PTxyz → xyz, 42501 → 401 for anon
@@ -37,7 +40,8 @@ for what supabase-py's ``rpc()`` uses:
 Not covered: OPTIONS/CORS, form-urlencoded and text/xml/octet-stream bodies, arrays of JSON
 objects as bodies, VARIADIC, filters/``select``/order/limit on the result, ``Prefer`` (count,
 tx, timezone, handling), ``Accept`` negotiation (singular objects, CSV), ``Content-Range`` counts,
-``response.headers``, ``db-pre-request``, a JWKS fetched from a URL (it is given as data), the
+``response.headers``, ``db-pre-request``, PostgREST fetching its JWKS from a URL (it is given
+as data), the
 ``details`` of JWT errors, EdDSA/PS* keys, the function-name fuzzy hint, the JWT cache,
 schema-cache reloads (it reads ``pg_proc`` on every request), the OpenAPI document at
 ``/rest/v1/`` (there it only answers 200, or 503 when the database is down).
@@ -292,6 +296,7 @@ class Endpoint:
         self.config = config
         self.pool: asyncpg.Pool | None = None
         self.requests = 0
+        self.jwks_requests = 0
         # The gateway's own key for the JWTs that stand for sb_ keys: the legacy secret, or
         # (a project without one) a platform ES256 key, published in the JWKS like any other.
         self._platform_key = None if config.jwt_secret else SigningKey.generate("ES256")
@@ -410,6 +415,12 @@ class Endpoint:
             return await self._handle(request)
         except PgrstError as err:
             return err.response()
+
+    async def auth_jwks(self, request: web.Request) -> web.StreamResponse:
+        """``GET /auth/v1/.well-known/jwks.json``: the project's public signing keys."""
+        self.jwks_requests += 1
+        public = [k for k in self.jwks if k.get("kty") != "oct"]
+        return web.json_response({"keys": public}, headers={"Cache-Control": "public, max-age=600"})
 
     async def root(self, request: web.Request) -> web.StreamResponse:
         """``GET|HEAD /rest/v1/``: PostgREST's root (OpenAPI there; here a DB check only)."""
@@ -605,6 +616,7 @@ def make_app(config: EndpointConfig) -> tuple[web.Application, Endpoint]:
     app = web.Application()
     app.router.add_route("*", "/rest/v1/rpc/{fn}", endpoint.handle)
     app.router.add_get("/rest/v1/", endpoint.root)  # and HEAD
+    app.router.add_get("/auth/v1/.well-known/jwks.json", endpoint.auth_jwks)
     app.on_startup.append(endpoint.start)
     app.on_cleanup.append(endpoint.stop)
     return app, endpoint

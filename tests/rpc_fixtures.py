@@ -82,7 +82,8 @@ class Keys:
 
     Legacy: the JWT secret and the anon / service_role API keys signed with it. Current: a
     publishable and a secret API key (opaque), and private keys imported as JWT signing keys
-    (``signing_key`` ES256, the default; ``rs256_key`` RS256).
+    (``signing_key`` ES256, the default; ``rs256_key`` RS256). ``auth_key`` is the project's
+    own key (ES256), with which Supabase Auth signs its users' access tokens; its JWKS lists it.
     """
 
     jwt_secret: str
@@ -92,6 +93,7 @@ class Keys:
     secret_key: str = ""
     signing_key: SigningKey | None = None
     rs256_key: SigningKey | None = None
+    auth_key: SigningKey | None = None
 
     @classmethod
     def generate(cls) -> Keys:
@@ -108,6 +110,7 @@ class Keys:
             secret_key="sb_secret_" + secrets.token_urlsafe(24),
             signing_key=SigningKey.generate("ES256"),
             rs256_key=SigningKey.generate("RS256"),
+            auth_key=SigningKey.generate("ES256"),
         )  # fmt: skip
 
     @property
@@ -122,7 +125,32 @@ class Keys:
 
     def public_jwks(self) -> tuple[dict[str, object], ...]:
         """What the project's JWKS lists for its imported signing keys."""
-        return tuple(k.public_jwk() for k in (self.signing_key, self.rs256_key) if k is not None)
+        return tuple(
+            k.public_jwk()
+            for k in (self.signing_key, self.rs256_key, self.auth_key)
+            if k is not None
+        )
+
+    def access_token(
+        self, user_id: object, *, key: SigningKey | str | None = None, **claims: object
+    ) -> str:
+        """A Supabase Auth access token for *user_id*, as Auth issues one: role and aud
+        ``authenticated``, one hour; signed with ``auth_key`` (ES256), or another
+        :class:`SigningKey`, or HS256 with a secret given as *key*; *claims* override (``None``
+        removes one)."""
+        now = int(time.time())
+        payload: dict[str, object] = {
+            "iss": "supabase/auth/v1", "sub": str(user_id), "aud": "authenticated",
+            "role": "authenticated", "iat": now, "exp": now + 3600, "session_id": "auth-session",
+            "is_anonymous": False, "email": "visitor@example.com",
+        }  # fmt: skip
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        signer = self.auth_key if key is None else key
+        if isinstance(signer, str):
+            return jwt.encode(payload, signer, algorithm="HS256")
+        assert signer is not None
+        return signer.sign(payload)
 
     def transport(self, kind: str, url: str, **kwargs: object) -> SupabaseTransport:
         """A supabase transport on *url* with this project's keys of *kind*: ``supabase``

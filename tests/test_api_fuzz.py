@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from e2e_server import COOKIE_NAME, RunningServer, StartServer, Visitor, db_fetch
+from e2e_server import COOKIE_NAME, RunningServer, StartServer, Visitor, db_fetch, linking_env
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXAMPLES = int(os.environ.get("BEVSESSION_SCHEMATHESIS_EXAMPLES", "40"))
@@ -61,7 +61,7 @@ def run_schemathesis(server: RunningServer, workdir: Path, *extra: str) -> tuple
 async def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     server_factory: StartServer, tmp_path: Path
 ) -> None:
-    server = await server_factory()
+    server = await server_factory(env=linking_env())  # linking on: tokens are verified
     code, output = await asyncio.to_thread(run_schemathesis, server, tmp_path)
     summary = "\n".join(output.splitlines()[-60:])
     assert code == 0, f"schemathesis found problems (exit {code}):\n{output[-12000:]}"
@@ -80,7 +80,7 @@ async def test_schemathesis_as_a_returning_visitor(
 ) -> None:
     """The same run with a real session cookie on every request: the known-visitor paths (a
     stored history, the rate limit, clear and forget of a real session) get fuzzed too."""
-    server = await server_factory()
+    server = await server_factory(env=linking_env())  # linking on: tokens are verified
     visitor = Visitor(http, server)
     await visitor.chat("I run sales at a craft brewery and need to prove ROI")
     assert visitor.cookie is not None

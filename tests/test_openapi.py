@@ -14,6 +14,9 @@ Needs ``jsonschema`` (dev extra).
 from __future__ import annotations
 
 import re
+import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,16 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from bevsession.local_postgres import LocalPostgres
 from e2e_server import (
     PASSWORD,
     Reply,
     RunningServer,
+    StartServer,
     Visitor,
+    access_token,
+    linking_env,
+    server_pool,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +52,15 @@ def documented_in_markdown() -> set[tuple[str, str]]:
     )
     assert len(found) >= 9, f"could not read the routes table of {HTTP_API_DOC}: {found}"
     return found
+
+
+@pytest.fixture(scope="module")
+async def module_server(
+    pg: LocalPostgres, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningServer]:
+    """This module's server links sessions, so every documented route can answer 2xx."""
+    async with server_pool(pg, template_db, tmp_path_factory.mktemp("server-logs")) as start:
+        yield await start(env=linking_env())
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +310,19 @@ def test_errors_and_unavailability_are_documented(
     assert "text/html" in page.get("content", {}), "GET / is documented as HTML"
 
 
+async def test_a_server_that_cannot_link_answers_as_documented(
+    checker: Checker, http: aiohttp.ClientSession, server_factory: StartServer
+) -> None:
+    """Without SUPABASE_URL, SUPABASE_JWKS or SUPABASE_JWT_SECRET: 501, as documented."""
+    server = await server_factory()
+    reply = await Visitor(http, server).request(
+        "POST", "/api/session/link", headers={"Authorization": f"Bearer {access_token('x')}"}
+    )
+    assert reply.status == 501, reply
+    assert reply.json["error"]["code"] == "linking_not_configured"
+    checker.check_reply("POST", "/api/session/link", reply)
+
+
 # --- live: every documented route, real responses against the document ---------------------------
 async def test_every_documented_route_answers_as_documented(
     checker: Checker,
@@ -329,6 +359,24 @@ async def test_every_documented_route_answers_as_documented(
     w = Visitor(http, module_server)
     await call(w, "POST", "/api/chat", json_body={"message": "hello"})
     assert (await call(w, "DELETE", "/api/session")).status == 200
+
+    # a visitor who signs in; then another account, then no or a bad token
+    s = Visitor(http, module_server)
+    await call(s, "POST", "/api/chat", json_body={"message": "I run sales at a brewery"})
+    user = uuid.uuid4()
+    bearer = {"Authorization": f"Bearer {access_token(user)}"}
+    linked = await call(s, "POST", "/api/session/link", headers=bearer)
+    assert linked.status == 200 and linked.json["userId"] == str(user)
+    summary = await call(s, "GET", "/api/session")
+    assert summary.json["userId"] == str(user)
+    other = {"Authorization": f"Bearer {access_token(uuid.uuid4())}"}
+    assert (await call(s, "POST", "/api/session/link", headers=other)).status == 409
+    assert (await call(s, "POST", "/api/session/link")).status == 401
+    expired = access_token(user, exp=int(time.time()) - 3600)
+    refused = await call(
+        s, "POST", "/api/session/link", headers={"Authorization": f"Bearer {expired}"}
+    )
+    assert refused.status == 401 and "WWW-Authenticate" in refused.headers
 
     for path in ("/healthz", "/readyz", "/", "/openapi.json"):
         assert (await call(Visitor(http, module_server), "GET", path)).status == 200

@@ -22,6 +22,19 @@ def test_visitor_claims() -> None:
     assert Claims().service() == {"role": SERVICE_ROLE, "iss": "bevsession"}
 
 
+def test_the_linked_account_is_a_claim_of_the_link_call_only() -> None:
+    session_id, account = uuid.uuid4(), uuid.uuid4()
+    claims = Claims().visitor(session_id, linked_user_id=account, now=1000)
+    assert claims["linked_user_id"] == str(account)
+    assert claims["session_id"] == str(session_id) and claims["role"] == VISITOR_ROLE
+    assert "linked_user_id" not in Claims().visitor(session_id, now=1000)
+    minter = TokenMinter(SECRET)
+    assert minter.decode(minter.visitor_token(session_id, linked_user_id=account))[
+        "linked_user_id"
+    ] == str(account)
+    assert "linked_user_id" not in minter.decode(minter.visitor_token(session_id))
+
+
 def test_token_round_trip() -> None:
     minter = TokenMinter(SECRET)
     session_id = uuid.uuid4()

@@ -22,7 +22,7 @@ from bevsession.transports.supabase import SupabaseTransport
 from .config import Settings
 from .detection import KeywordSignalDetector, SignalDetector
 from .http_errors import json_errors
-from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
+from .keys import ACCOUNTS, COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
 from .protocol import install as install_protocol_errors
 from .read_cache import READ_CACHE, ReadCache, touch_flusher
@@ -95,6 +95,22 @@ def create_app(
         yield
         if owned:
             await app[TRANSPORT].close()
+
+    verifier = settings.account_verifier()
+    if verifier is not None:
+        app[ACCOUNTS] = verifier
+        log.info("linking sessions to accounts: access tokens verified against %s",
+                 verifier.describe())  # fmt: skip
+
+        async def close_verifier(app: web.Application) -> None:
+            await app[ACCOUNTS].close()
+
+        app.on_cleanup.append(close_verifier)
+    else:
+        log.info(
+            "linking sessions to accounts is not configured (POST /api/session/link answers "
+            "501): set SUPABASE_URL, SUPABASE_JWKS or SUPABASE_JWT_SECRET"
+        )
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(touch_flusher)  # after the database: stops (and flushes) first

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bevsession.access_tokens import AccessTokenVerifier, jwks_url, parse_jwks
 from bevsession.supabase_keys import ENV as SUPABASE_ENV
 from bevsession.supabase_keys import SupabaseKeys
 
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     )
     supabase_jwt_secret: SecretStr | None = Field(None, validation_alias="SUPABASE_JWT_SECRET")
     transport: TransportName = Field("auto", validation_alias="BEVSESSION_TRANSPORT")
+    # Visitors who sign in (POST /api/session/link): their Supabase access tokens are verified
+    # against the project's JWKS — SUPABASE_JWKS when given (public keys as JSON), else fetched
+    # from SUPABASE_URL (either transport) — and, HS256, the legacy SUPABASE_JWT_SECRET.
+    supabase_jwks: str | None = Field(None, validation_alias="SUPABASE_JWKS")
 
     # Cookie and session lifetime.
     cookie_name: str = Field("bevgenie_session", validation_alias="SESSION_COOKIE_NAME")
@@ -137,6 +142,14 @@ class Settings(BaseSettings):
                 raise ValueError("; ".join(problems))
         elif self.database_url is None:
             raise ValueError("set DATABASE_URL (or the SUPABASE_* variables)")
+        if self.supabase_jwks is not None and self.supabase_jwks.strip():
+            try:
+                parse_jwks(self.supabase_jwks)
+            except ValueError as exc:
+                raise ValueError(f"SUPABASE_JWKS: {exc}") from None
+        secret = self.supabase_jwt_secret
+        if secret is not None and 0 < len(secret.get_secret_value()) < 32:
+            raise ValueError("SUPABASE_JWT_SECRET must have at least 32 characters")
         if self.environment == "production":
             if self.password_generated:
                 raise ValueError(
@@ -171,6 +184,22 @@ class Settings(BaseSettings):
             SUPABASE_ENV["anon_key"]: text(self.supabase_anon_key),
             SUPABASE_ENV["jwt_secret"]: text(self.supabase_jwt_secret),
         })  # fmt: skip
+
+    def account_verifier(self) -> AccessTokenVerifier | None:
+        """What verifies the access tokens of visitors who sign in, or None when nothing is
+        configured for it (``POST /api/session/link`` then answers 501)."""
+        static = self.supabase_jwks.strip() if self.supabase_jwks else ""
+        jwks = parse_jwks(static) if static else None
+        url = jwks_url(self.supabase_url) if jwks is None and self.supabase_url else None
+        secret = self.supabase_jwt_secret.get_secret_value() if self.supabase_jwt_secret else ""
+        if jwks is None and url is None and not secret:
+            return None
+        # The publishable (or legacy anon) key, never a secret one, as the gateway's apikey.
+        public = self.supabase_publishable_key or self.supabase_anon_key
+        headers = {"apikey": public.get_secret_value()} if url and public else None
+        return AccessTokenVerifier(
+            jwks=jwks, jwks_url=url, jwt_secret=secret or None, headers=headers
+        )
 
     def transport_name(self) -> Literal["postgres", "supabase"]:
         if self.transport != "auto":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bevsession.access_tokens import AccessTokenVerifier
 from bevsession.cookies import CookieOptions
 from bevsession.sealing import Sealer
 from bevsession.service import SessionService
@@ -20,3 +21,5 @@ TRANSPORT = web.AppKey("transport", Transport)
 SERVICE = web.AppKey("service", SessionService)
 DETECTOR = web.AppKey("detector", SignalDetector)
 REPLIER = web.AppKey("replier", ReplyGenerator)
+# Set only when linking is configured (Settings.account_verifier); POST /api/session/link: 501.
+ACCOUNTS = web.AppKey("access_token_verifier", AccessTokenVerifier)

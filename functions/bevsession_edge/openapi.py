@@ -53,6 +53,12 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 # The session cookie is optional: without one (or with one that does not open) the request is a
 # new visitor, never a 401. OpenAPI says "optional" with an empty requirement next to it.
 COOKIE_SECURITY: list[dict[str, list[str]]] = [{"sessionCookie": []}, {}]
+# Linking needs the access token; the cookie stays optional (a first request links a new session).
+LINK_SECURITY: list[dict[str, list[str]]] = [
+    {"bearerAuth": [], "sessionCookie": []},
+    {"bearerAuth": []},
+]
+UUID_STRING = {"type": "string", "format": "uuid"}
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
@@ -106,6 +112,43 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "security": COOKIE_SECURITY,
                     "responses": {"200": _json("Cleared", "revoked"), **errors},
                 },
+            },
+            "/api/session/link": {
+                "post": {
+                    "summary": "A visitor who signed in: link the session to the account",
+                    "description": "Attaches the session (created if new) and its persona, "
+                    "messages and signals to the Supabase Auth account of the Bearer access "
+                    "token, which is verified first (signature against the project's JWKS or "
+                    "the legacy secret, aud 'authenticated', exp). Idempotent for the same "
+                    "account; the cookie keeps working.",
+                    "security": LINK_SECURITY,
+                    "responses": {
+                        "200": _json("Linked", "linked (counts: rows this call attached)"),
+                        "401": {
+                            **_error_response(
+                                "no access token, or one refused: expired, forged, another "
+                                "audience, an unknown key; nothing was changed"
+                            ),
+                            "headers": {
+                                "WWW-Authenticate": {
+                                    "description": "Bearer challenge (RFC 6750)",
+                                    "schema": {"type": "string"},
+                                }
+                            },
+                        },
+                        "409": _error_response(
+                            "the session is already linked to another account; nothing changed"
+                        ),
+                        "501": _error_response(
+                            "linking is not configured on this server (no JWKS, no JWT secret)"
+                        ),
+                        "503": _error_response(
+                            "the database or the project's JWKS is unavailable; retry after "
+                            "Retry-After seconds",
+                            retry_after=True,
+                        ),
+                    },
+                }
             },
             "/api/session/data": {
                 "delete": {
@@ -218,7 +261,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "name": settings.cookie_name,
                     "description": "the sealed session (iron Fe26.2); optional: a request "
                     "without one, or with one that does not open, is a new visitor",
-                }
+                },
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "the visitor's Supabase Auth access token (ES256/RS256 "
+                    "from the project's JWKS, or HS256 with the legacy JWT secret)",
+                },
             },
             "schemas": {
                 "Error": {
@@ -259,7 +309,33 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "hasCompletedOnboarding": {"type": "boolean"},
                         "hasBrochure": {"type": "boolean"},
                         "isDataConnected": {"type": "boolean"},
+                        "userId": {
+                            "type": ["string", "null"],
+                            "format": "uuid",
+                            "description": "the account the session is linked to, if any",
+                        },
                         "persona": {"$ref": "#/components/schemas/Persona"},
+                    },
+                },
+                "Linked": {
+                    "type": "object",
+                    "required": ["sessionId", "userId", "linked"],
+                    "properties": {
+                        "sessionId": UUID_STRING,
+                        "userId": UUID_STRING,
+                        "linked": {
+                            "type": "object",
+                            "description": "rows this call attached (all 0 when the session "
+                            "was already linked to this account)",
+                            "required": ["sessions", "personas", "messages", "signals"],
+                            "properties": {
+                                "sessions": {"type": "integer", "minimum": 0, "maximum": 1},
+                                **{
+                                    k: {"type": "integer", "minimum": 0}
+                                    for k in ("personas", "messages", "signals")
+                                },
+                            },
+                        },
                     },
                 },
                 "ChatRequest": {

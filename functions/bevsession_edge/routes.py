@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bevsession.errors import (
+    Conflict,
     DatabaseUnavailable,
     SessionExpired,
     SessionNotFound,
@@ -26,6 +27,7 @@ from bevsession.errors import (
 )
 from bevsession.models import PersonaScores, SessionData
 
+from .accounts import verified_account
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, drop_session, forget_cached, session_of
@@ -121,6 +123,7 @@ def remember(state: SessionState, session: SessionData, persona: PersonaScores |
         "isDataConnected": session.is_data_connected,
         "lastGeneratedBrochureId": session.last_generated_brochure_id,
         "lastBrochureGeneratedAt": session.last_brochure_generated_at,
+        "userId": str(session.user_id) if session.user_id is not None else None,
     }
     if persona is not None:
         fields["persona"] = persona.model_dump(mode="json")
@@ -172,6 +175,7 @@ def summary(state: SessionState) -> dict[str, Any]:
         "hasCompletedOnboarding": user.hasCompletedOnboarding,
         "hasBrochure": user.hasBrochure,
         "isDataConnected": user.isDataConnected,
+        "userId": user.userId,
         "persona": persona,
     }
 
@@ -315,6 +319,36 @@ async def forget_session(request: web.Request) -> web.Response:
     state.clear()
     return web.json_response(
         {"forgotten": True, "sessionId": str(state.session_id), "deleted": deleted}
+    )
+
+
+@routes.post("/api/session/link")
+async def link_session(request: web.Request) -> web.Response:
+    """A visitor who signed in: attach this session, its persona, messages and signals to the
+    account of the Bearer access token (verified first; a refused token changes nothing)."""
+    account = await verified_account(request)  # 501 / 401 / 503 before the session is touched
+    state = session_of(request)
+    service = request.app[SERVICE]
+    try:
+        linked = await for_visitor(
+            request, lambda: service.link_session(state.session_id, account.user_id)
+        )
+    except Conflict as exc:
+        if exc.code != "PT409":
+            raise
+        raise ApiError(
+            409, "linked_to_another_account",
+            "this session is linked to another account: sign in with that account, or clear "
+            "the session (DELETE /api/session) to start a new one",
+        ) from None  # fmt: skip
+    forget_cached(request)
+    remember(state, linked.session, None)
+    return web.json_response(
+        {
+            "sessionId": str(linked.session_id),
+            "userId": str(linked.user_id),
+            "linked": linked.linked.model_dump(),
+        }
     )
 
 

@@ -381,6 +381,25 @@ class ForgetResult(_Result):
     deleted: DeletedCounts
 
 
+class LinkCounts(_Result):
+    """Rows one ``link_session`` call attached to the account (all 0 when already linked)."""
+
+    sessions: int = Field(ge=0, le=1)
+    personas: int = Field(ge=0)
+    messages: int = Field(ge=0)
+    signals: int = Field(ge=0)
+
+
+class LinkResult(_Result):
+    """``link_session``: the session (created if it was new) now belongs to ``user_id``."""
+
+    session_id: UUID
+    user_id: UUID
+    linked: LinkCounts
+    session: SessionData
+    created: bool = False
+
+
 class SessionCounts(_Result):
     total: int = Field(ge=0)
     active: int = Field(ge=0)

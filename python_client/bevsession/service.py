@@ -42,6 +42,7 @@ from .models import (
     ClearResult,
     ForgetResult,
     HistoryPage,
+    LinkResult,
     MessageResult,
     NewMessage,
     PersonaSignal,
@@ -276,6 +277,22 @@ class SessionService:
             "estimated_read_time": m.estimated_read_time,
         }
         return await self._visit(session_id, "finish_chat_turn", args, ChatTurnFinish)
+
+    async def link_session(self, session_id: UUID | str, user_id: UUID | str) -> LinkResult:
+        """Attach the session (created if new) and its persona, messages and signals to the
+        account *user_id*, in one transaction; idempotent for the same account.
+
+        Call it only with an account you have just verified the visitor's access token for (the
+        edge worker's ``POST /api/session/link`` does): *user_id* travels as the call's
+        ``linked_user_id`` claim, never as an argument. A session linked to another account
+        raises :class:`~bevsession.errors.Conflict` (``PT409``) and changes nothing.
+        """
+        try:
+            account = user_id if isinstance(user_id, UUID) else UUID(str(user_id))
+        except ValueError:
+            raise InvalidInput("user_id: must be a UUID", code="22023") from None
+        identity = Visitor(_session_uuid(session_id), linked_user_id=account)
+        return await self.call(identity, "link_session", {}, LinkResult)
 
     # --- admin and lifecycle ---------------------------------------------------------------
     async def register_seal_keys(self, fingerprints: Mapping[str, str]) -> SealKeyCheck:

@@ -18,9 +18,15 @@ __all__ = ["Identity", "Service", "Transport", "Visitor"]
 
 @dataclass(frozen=True, slots=True)
 class Visitor:
-    """A call on behalf of one anonymous visitor: role ``session_visitor``, RLS by session id."""
+    """A call on behalf of one anonymous visitor: role ``session_visitor``, RLS by session id.
+
+    ``linked_user_id`` is set for one call only, ``link_session``, once the edge worker has
+    verified the visitor's access token for that account: it becomes the ``linked_user_id``
+    claim, which is how the database learns which account to link (never an argument).
+    """
 
     session_id: UUID
+    linked_user_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,7 +189,9 @@ class PostgresTransport(Transport):
         names = tuple(name for name in spec.params if name in args)
         sql = self.statement(spec, names)
         if isinstance(identity, Visitor):
-            claims = _json_dumps(self._claims.visitor(identity.session_id))
+            claims = _json_dumps(
+                self._claims.visitor(identity.session_id, linked_user_id=identity.linked_user_id)
+            )
         else:
             claims = self._service_claims
         pool = self._pool(identity)

@@ -136,7 +136,9 @@ class SupabaseTransport(Transport):
             raise DatabaseError("transport is closed", code="closed")
         if isinstance(identity, Visitor):
             builder = self._visitor_client.rpc(fn, dict(args))
-            token = self._minter.visitor_token(identity.session_id)
+            token = self._minter.visitor_token(
+                identity.session_id, linked_user_id=identity.linked_user_id
+            )
             builder.request.headers["Authorization"] = f"Bearer {token}"
         else:
             builder = self._service_client.rpc(fn, dict(args))

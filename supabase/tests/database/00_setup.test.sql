@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor;
 grant execute on all functions in schema extensions to session_visitor;
 set local search_path = extensions, public;
 
-select plan(169);
+select plan(176);
 
 -- ---------------------------------------------------------------------------------------------
 -- The visitor role
@@ -48,18 +48,32 @@ select is((select count(*)::int from pg_catalog.pg_class
 select schema_privs_are('bevsession', 'session_visitor', array['USAGE'], 'session_visitor may use schema bevsession');
 select schema_privs_are('bevsession', 'service_role', array['USAGE'], 'service_role may use schema bevsession');
 select is(has_schema_privilege('anon', 'bevsession', 'usage'), false, 'anon cannot use schema bevsession');
-select is(has_schema_privilege('authenticated', 'bevsession', 'usage'), false,
-          'authenticated cannot use schema bevsession');
+select schema_privs_are('bevsession', 'authenticated', array['USAGE'],
+          'authenticated may use schema bevsession (to read the rows linked to its account, 20261201002000_linking), and nothing more');
 select is((select count(*)::int from pg_catalog.pg_namespace n, aclexplode(n.nspacl) a
            where n.oid = 'bevsession'::regnamespace and a.grantee = 0), 0,
           'PUBLIC has no privilege on schema bevsession');
 select is((select count(*)::int
            from pg_catalog.pg_class c
-           cross join (values ('anon'), ('authenticated')) as r(role)
-           cross join (values ('select'), ('insert'), ('update'), ('delete')) as p(priv)
+           cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as p(priv)
            where c.relnamespace = 'bevsession'::regnamespace and c.relkind = 'r'
-             and has_table_privilege(r.role, c.oid, p.priv)), 0,
-          'anon and authenticated hold no privilege on any table in bevsession');
+             and has_table_privilege('anon', c.oid, p.priv)), 0,
+          'anon holds no privilege on any table in bevsession');
+select is((select array_agg(c.relname || ' ' || p.priv order by c.relname, p.priv)
+           from pg_catalog.pg_class c
+           cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as p(priv)
+           where c.relnamespace = 'bevsession'::regnamespace and c.relkind = 'r'
+             and has_table_privilege('authenticated', c.oid, p.priv)),
+          array['conversation_history select', 'persona_signals select', 'sessions select', 'user_personas select']::text[],
+          'authenticated holds exactly SELECT on sessions, user_personas, conversation_history and persona_signals (RLS: its own linked rows), nothing else in bevsession');
+select is((select count(*)::int
+           from pg_catalog.pg_attribute a
+           join pg_catalog.pg_class c on c.oid = a.attrelid
+           cross join (values ('anon'), ('authenticated')) as r(role)
+           cross join (values ('insert'), ('update'), ('references')) as p(priv)
+           where c.relnamespace = 'bevsession'::regnamespace and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
+             and has_column_privilege(r.role, c.oid, a.attnum, p.priv)), 0,
+          'anon and authenticated may write no column of any table in bevsession');
 
 -- ---------------------------------------------------------------------------------------------
 -- Vocabularies: one enum each
@@ -259,8 +273,8 @@ select functions_are('public', array[
     'get_session', 'get_session_policy', 'clear_session', 'forget_session', 'touch_sessions', 'purge_sessions',
     'update_persona', 'record_persona_signal',
     'add_conversation_message', 'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn',
-    'register_seal_keys', 'admin_session_stats'],
-    'public holds exactly the fourteen RPC functions');
+    'register_seal_keys', 'admin_session_stats', 'link_session'],
+    'public holds exactly the fifteen RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
           'every public function is security invoker');
@@ -284,7 +298,7 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           'no SQL helper in bevsession has a SET clause or security definer (so each can be inlined)');
 
 -- ---------------------------------------------------------------------------------------------
--- EXECUTE grants: 14 functions × 4 roles, and the exact grantee list of each
+-- EXECUTE grants: 15 functions × 4 roles, and the exact grantee list of each
 -- ---------------------------------------------------------------------------------------------
 create temporary table api (sig text primary key, visitor boolean not null);
 insert into api values
@@ -301,7 +315,8 @@ insert into api values
     ('public.begin_chat_turn(text,jsonb,integer,text)', true),
     ('public.finish_chat_turn(text,jsonb,text,text)', true),
     ('public.register_seal_keys(jsonb)', false),
-    ('public.admin_session_stats()', false);
+    ('public.admin_session_stats()', false),
+    ('public.link_session()', true);
 
 select is(has_function_privilege(r.role, f.sig, 'execute'), r.role = 'service_role' or (f.visitor and r.role = 'session_visitor'),
           format('%s %s execute %s', r.role, case when r.role = 'service_role' or (f.visitor and r.role = 'session_visitor') then 'may' else 'may not' end, f.sig))

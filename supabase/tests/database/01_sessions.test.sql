@@ -23,7 +23,9 @@ select is((select relrowsecurity from pg_catalog.pg_class where oid = 'bevsessio
 select policies_are('bevsession', 'sessions', array[
     'Visitors can read their own session',
     'Visitors can start their own session',
-    'Visitors can update their own session'], 'sessions: read / start / update own, never delete');
+    'Visitors can update their own session',
+    'Signed-in users can read their own sessions'],
+    'sessions: read / start / update own, never delete; a signed-in user reads the sessions linked to it (20261201002000_linking)');
 select col_type_is('bevsession', 'sessions', 'current_mode', 'bevsession.session_mode',
                    'sessions.current_mode is the session_mode enum');
 select col_type_is('bevsession', 'sessions', 'last_message', 'bevsession.message_content',

@@ -26,11 +26,16 @@ select policies_are('bevsession', 'user_personas', array[
     'Visitors can read their own persona',
     'Visitors can create the persona of their live session',
     'Visitors can update their own persona',
-    'Visitors can delete their own persona'], 'user_personas: read / create / update / delete own');
+    'Visitors can delete their own persona',
+    'Signed-in users can read their own personas'],
+    'user_personas: read / create / update / delete own; a signed-in user reads the personas linked to it (20261201002000_linking)');
 select policies_are('bevsession', 'persona_signals', array[
     'Visitors can read their own signals',
     'Visitors can record signals of their live session',
-    'Visitors can delete their own signals'], 'persona_signals: read / record / delete own, never update');
+    'Visitors can delete their own signals',
+    'Visitors can link their own signals to their account',
+    'Signed-in users can read their own signals'],
+    'persona_signals: read / record / delete own, updated only to link them (user_id, 20261201002000_linking); a signed-in user reads the signals linked to it');
 select has_column('bevsession', 'user_personas', c, format('user_personas.%s exists', c))
 from unnest(array['sales_focus_score', 'large_score', 'pain_points_confidence', 'questions_asked',
                   'functional_role', 'functional_role_confidence', 'functional_role_history',

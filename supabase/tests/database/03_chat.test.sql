@@ -25,7 +25,10 @@ select is((select relrowsecurity from pg_catalog.pg_class where oid = 'bevsessio
 select policies_are('bevsession', 'conversation_history', array[
     'Visitors can read their own messages',
     'Visitors can add messages to their live session',
-    'Visitors can delete their own messages'], 'conversation_history: read / add / delete own, never update');
+    'Visitors can delete their own messages',
+    'Visitors can link their own messages to their account',
+    'Signed-in users can read their own messages'],
+    'conversation_history: read / add / delete own, updated only to link them (user_id, 20261201002000_linking); a signed-in user reads the messages linked to it');
 select columns_are('bevsession', 'conversation_history', array[
     'id', 'seq', 'session_id', 'user_id', 'message_role', 'message_content', 'persona_snapshot',
     'pain_points_inferred', 'ui_specification', 'generation_mode', 'estimated_read_time', 'created_at',

@@ -1,6 +1,7 @@
 -- Who may touch what: anon, authenticated, session B (against A's rows), session D (its own
 -- rows), a revoked session and service_role against EVERY table (direct select / insert / update
--- / delete) and EVERY public function.
+-- / delete) and EVERY public function; then signed-in users (authenticated, sub = an account)
+-- against the sessions linked to their account and to another one (20261201002000_linking).
 -- Identity as PostgREST gives it: `set local role` and the request.jwt.claims setting.
 begin;
 create extension if not exists pgtap with schema extensions;
@@ -8,7 +9,7 @@ grant usage on schema extensions to session_visitor, service_role, anon, authent
 grant execute on all functions in schema extensions to session_visitor, service_role, anon, authenticated;
 set local search_path = extensions, public;
 
-select plan(203);
+select plan(264);
 
 -- What one statement did, as the current role: 'N rows' (read or written), 'permission denied'
 -- (no privilege: 42501), 'policy violation' (a row-level policy refused a new row: also 42501),
@@ -77,12 +78,13 @@ insert into rpc values
     ('touch_sessions',           true,  $$select public.touch_sessions('{}', '{}')$$),
     ('purge_sessions',           true,  'select public.purge_sessions(864000000)'),
     ('register_seal_keys',       true,  $$select public.register_seal_keys('{"k1": "0123456789abcdef0123456789abcdef"}')$$),
-    ('admin_session_stats',      true,  'select public.admin_session_stats()');
+    ('admin_session_stats',      true,  'select public.admin_session_stats()'),
+    ('link_session',             false, 'select public.link_session()');
 -- the order a session calls them in (it ends by clearing, then forgetting itself)
 create temporary table rpc_order (name text primary key, step int not null);
 insert into rpc_order select name, row_number() over () from unnest(array[
     'get_session', 'get_session_policy', 'update_persona', 'record_persona_signal', 'add_conversation_message',
-    'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn', 'clear_session', 'forget_session',
+    'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn', 'link_session', 'clear_session', 'forget_session',
     'touch_sessions', 'purge_sessions', 'register_seal_keys', 'admin_session_stats']) as name;
 grant select on table_op, rpc, rpc_order to public;
 
@@ -111,7 +113,8 @@ select count(public.register_seal_keys('{"1": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 reset role;
 
 -- ---------------------------------------------------------------------------------------------
--- anon and authenticated: nothing at all
+-- anon: nothing at all; authenticated: no function, no write, and no row of a session that is
+-- not linked to its account (A is linked to none; a session_id claim means nothing to it)
 -- ---------------------------------------------------------------------------------------------
 set local role anon;
 select set_config('request.jwt.claims', '{"role": "anon"}', true);
@@ -125,8 +128,12 @@ reset role;
 set local role authenticated;
 select set_config('request.jwt.claims',
     '{"role": "authenticated", "sub": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "session_id": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}', true);
-select is(pg_temp.outcome(format(t.sql, 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa')), 'permission denied',
-          format('authenticated (even with A''s session_id claim): %s on bevsession.%s → permission denied', t.op, t.tbl))
+select is(pg_temp.outcome(format(t.sql, 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa')),
+          case when t.op = 'select' and t.tbl in ('sessions', 'user_personas', 'conversation_history', 'persona_signals')
+               then '0 rows' else 'permission denied' end,
+          format('authenticated (even with A''s session_id claim, A''s id as sub): %s on bevsession.%s → %s', t.op, t.tbl,
+                 case when t.op = 'select' and t.tbl in ('sessions', 'user_personas', 'conversation_history', 'persona_signals')
+                      then 'sees none of A''s rows (A is linked to no account)' else 'permission denied' end))
 from table_op t order by t.tbl, t.op;
 select is(pg_temp.outcome(r.sql), 'permission denied',
           format('authenticated (even with A''s session_id claim): %s() → permission denied', r.name))
@@ -175,7 +182,7 @@ select is((select count(*)::int from bevsession.conversation_history), 1, 'B see
 select throws_ok($$insert into bevsession.sessions (id) values ('eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee')$$, '42501', null,
                  'B cannot start a session that is not its own');
 select throws_ok($$update bevsession.sessions set user_id = gen_random_uuid()$$, '42501', null,
-                 'a visitor cannot change the columns it has no update grant on (user_id)');
+                 'a visitor cannot set user_id: its claims prove no account (only link_session links, 20261201002000_linking)');
 
 -- ---------------------------------------------------------------------------------------------
 -- session B through the functions: the admin ones are refused, the others never touch A
@@ -339,9 +346,160 @@ select is(public.get_session(false) -> 'session' ->> 'session_id', 'aaaaaaaa-aaa
 
 -- every function, acting for a new session F where a session is needed
 select set_config('request.jwt.claims',
-    '{"role": "service_role", "session_id": "ffffffff-ffff-4fff-8fff-ffffffffffff"}', true);
+    '{"role": "service_role", "session_id": "ffffffff-ffff-4fff-8fff-ffffffffffff",
+      "linked_user_id": "f0f0f0f0-f0f0-4f0f-8f0f-f0f0f0f0f0f0"}', true);
 select is(pg_temp.outcome(r.sql), '1 row', format('service_role may call %s()', r.name))
 from rpc r join rpc_order o using (name) order by o.step;
+reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- Signed-in users: account X has two browsers (sessions X1, X2), account Y one (Y1); U is not
+-- linked. Data through the API: chat turns, then link_session with the linked_user_id claim the
+-- edge worker mints after verifying an access token; X2 chats again after it is linked.
+-- ---------------------------------------------------------------------------------------------
+set local role session_visitor;
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "a1a1a1a1-0000-4000-8000-000000000001"}', true);
+select count(public.begin_chat_turn('X on a laptop: we are a craft brewery',
+    '[{"signal_type": "org_mention", "signal_text": "craft brewery", "signal_strength": "strong",
+       "score_updates": {"craft_score": 0.4}}]'));
+select count(public.finish_chat_turn('Welcome, brewer.'));
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "a1a1a1a1-0000-4000-8000-000000000001",
+      "linked_user_id": "0000000a-0000-4000-8000-00000000000a"}', true);
+select count(public.link_session());
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "a1a1a1a1-0000-4000-8000-000000000002"}', true);
+select count(public.begin_chat_turn('X on a phone'));
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "a1a1a1a1-0000-4000-8000-000000000002",
+      "linked_user_id": "0000000a-0000-4000-8000-00000000000a"}', true);
+select count(public.link_session());
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "a1a1a1a1-0000-4000-8000-000000000002"}', true);
+select count(public.begin_chat_turn('X again, linked: I run sales',
+    '[{"signal_type": "role_mention", "signal_text": "I run sales", "signal_strength": "medium",
+       "score_updates": {"sales_focus_score": 0.2}}]'));
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "b1b1b1b1-0000-4000-8000-000000000001"}', true);
+select count(public.begin_chat_turn('Y: we distribute spirits',
+    '[{"signal_type": "org_mention", "signal_text": "we distribute", "signal_strength": "strong",
+       "score_updates": {"distributor_score": 0.5}}]'));
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "b1b1b1b1-0000-4000-8000-000000000001",
+      "linked_user_id": "0000000b-0000-4000-8000-00000000000b"}', true);
+select count(public.link_session());
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "c1c1c1c1-0000-4000-8000-000000000001"}', true);
+select count(public.begin_chat_turn('U never signs in'));
+reset role;
+
+-- X on X1's rows, directly: reads them, writes nothing
+set local role authenticated;
+select set_config('request.jwt.claims',
+    '{"role": "authenticated", "aud": "authenticated", "sub": "0000000a-0000-4000-8000-00000000000a"}', true);
+select is(pg_temp.outcome(format(t.sql, 'a1a1a1a1-0000-4000-8000-000000000001')), w.want,
+          format('signed-in X: %s on X1''s rows of bevsession.%s → %s', t.op, t.tbl, w.why))
+from table_op t
+join (values
+    (1,  'sessions',             'select', '1 row',  'reads its linked session'),
+    (2,  'user_personas',        'select', '1 row',  'reads its persona'),
+    (3,  'conversation_history', 'select', '2 rows', 'reads its messages'),
+    (4,  'persona_signals',      'select', '1 row',  'reads its signal'),
+    (5,  'session_policy',       'select', 'permission denied', 'permission denied'),
+    (6,  'seal_keys',            'select', 'permission denied', 'permission denied'),
+    (7,  'sessions',             'insert', 'permission denied', 'permission denied: read only'),
+    (8,  'user_personas',        'insert', 'permission denied', 'permission denied: read only'),
+    (9,  'conversation_history', 'insert', 'permission denied', 'permission denied: read only'),
+    (10, 'persona_signals',      'insert', 'permission denied', 'permission denied: read only'),
+    (11, 'session_policy',       'insert', 'permission denied', 'permission denied'),
+    (12, 'seal_keys',            'insert', 'permission denied', 'permission denied'),
+    (13, 'sessions',             'update', 'permission denied', 'permission denied: read only'),
+    (14, 'user_personas',        'update', 'permission denied', 'permission denied: read only'),
+    (15, 'conversation_history', 'update', 'permission denied', 'permission denied: read only'),
+    (16, 'persona_signals',      'update', 'permission denied', 'permission denied: read only'),
+    (17, 'session_policy',       'update', 'permission denied', 'permission denied'),
+    (18, 'seal_keys',            'update', 'permission denied', 'permission denied'),
+    (19, 'sessions',             'delete', 'permission denied', 'permission denied: read only'),
+    (20, 'user_personas',        'delete', 'permission denied', 'permission denied: read only'),
+    (21, 'conversation_history', 'delete', 'permission denied', 'permission denied: read only'),
+    (22, 'persona_signals',      'delete', 'permission denied', 'permission denied: read only'),
+    (23, 'session_policy',       'delete', 'permission denied', 'permission denied'),
+    (24, 'seal_keys',            'delete', 'permission denied', 'permission denied')
+) as w(step, tbl, op, want, why) on (w.tbl, w.op) = (t.tbl, t.op)
+order by w.step;
+select is(pg_temp.outcome(format(t.sql, 'b1b1b1b1-0000-4000-8000-000000000001')), '0 rows',
+          format('signed-in X: select on Y1''s rows of bevsession.%s → sees none', t.tbl))
+from table_op t where t.op = 'select' and t.tbl in ('sessions', 'user_personas', 'conversation_history', 'persona_signals')
+order by t.tbl;
+select is((select array_agg(s.id::text order by s.id) from bevsession.sessions as s),
+          array['a1a1a1a1-0000-4000-8000-000000000001', 'a1a1a1a1-0000-4000-8000-000000000002'],
+          'signed-in X reads exactly its two linked sessions (X1, X2): no other session, linked or not');
+select is((select array_agg(p.session_id::text order by p.session_id) from bevsession.user_personas as p),
+          array['a1a1a1a1-0000-4000-8000-000000000001', 'a1a1a1a1-0000-4000-8000-000000000002'],
+          'signed-in X reads exactly the personas of X1 and X2');
+select is((select array_agg(m.message_content::text order by m.seq) from bevsession.conversation_history as m),
+          array['X on a laptop: we are a craft brewery', 'Welcome, brewer.', 'X on a phone', 'X again, linked: I run sales'],
+          'signed-in X reads exactly the four messages of X1 and X2, those written after linking included');
+select is((select array_agg(g.signal_text::text order by g.session_id) from bevsession.persona_signals as g),
+          array['craft brewery', 'I run sales'],
+          'signed-in X reads exactly the two signals of X1 and X2, the one recorded after linking included');
+select is((select count(*)::int from bevsession.sessions where user_id <> '0000000a-0000-4000-8000-00000000000a')
+          + (select count(*)::int from bevsession.user_personas where user_id <> '0000000a-0000-4000-8000-00000000000a')
+          + (select count(*)::int from bevsession.conversation_history where user_id <> '0000000a-0000-4000-8000-00000000000a')
+          + (select count(*)::int from bevsession.persona_signals where user_id <> '0000000a-0000-4000-8000-00000000000a'), 0,
+          'every row signed-in X reads is linked to X');
+select throws_ok($$select public.link_session()$$, '42501', null,
+                 'signed-in X cannot call link_session (only the edge worker, as the session, links)');
+
+-- Y reads only Y1
+select set_config('request.jwt.claims',
+    '{"role": "authenticated", "aud": "authenticated", "sub": "0000000b-0000-4000-8000-00000000000b"}', true);
+select is((select count(*)::int from bevsession.sessions), 1, 'signed-in Y reads one session');
+select is((select array_agg(s.id::text) from bevsession.sessions as s), array['b1b1b1b1-0000-4000-8000-000000000001'],
+          'signed-in Y reads only Y1, none of X''s');
+select is((select count(*)::int from bevsession.user_personas) || '/' || (select count(*)::int from bevsession.conversation_history)
+          || '/' || (select count(*)::int from bevsession.persona_signals), '1/1/1',
+          'signed-in Y reads Y1''s persona, message and signal only');
+select is(pg_temp.outcome(format(t.sql, 'b1b1b1b1-0000-4000-8000-000000000001')), 'permission denied',
+          format('signed-in Y: %s on its own rows of bevsession.%s → permission denied', t.op, t.tbl))
+from table_op t where t.op <> 'select' and t.tbl in ('sessions', 'user_personas', 'conversation_history', 'persona_signals')
+order by t.tbl, t.op;
+
+-- an account with nothing linked, and no account at all, read nothing
+select set_config('request.jwt.claims',
+    '{"role": "authenticated", "aud": "authenticated", "sub": "0000000c-0000-4000-8000-00000000000c"}', true);
+select is((select count(*)::int from bevsession.sessions) + (select count(*)::int from bevsession.user_personas)
+          + (select count(*)::int from bevsession.conversation_history) + (select count(*)::int from bevsession.persona_signals), 0,
+          'a signed-in user with no linked session reads no row (U is linked to nobody)');
+select set_config('request.jwt.claims', '{"role": "authenticated", "aud": "authenticated"}', true);
+select is((select count(*)::int from bevsession.sessions) + (select count(*)::int from bevsession.user_personas)
+          + (select count(*)::int from bevsession.conversation_history) + (select count(*)::int from bevsession.persona_signals), 0,
+          'authenticated without a sub reads no row');
+select set_config('request.jwt.claims',
+    '{"role": "authenticated", "session_id": "a1a1a1a1-0000-4000-8000-000000000001", "linked_user_id": "0000000a-0000-4000-8000-00000000000a"}', true);
+select is((select count(*)::int from bevsession.sessions) + (select count(*)::int from bevsession.conversation_history), 0,
+          'authenticated with X1''s session_id and X''s linked_user_id claims but no sub reads no row (only sub counts)');
+reset role;
+
+-- anon with X's sub: still nothing
+set local role anon;
+select set_config('request.jwt.claims',
+    '{"role": "anon", "sub": "0000000a-0000-4000-8000-00000000000a"}', true);
+select is(pg_temp.outcome(format(t.sql, 'a1a1a1a1-0000-4000-8000-000000000001')), 'permission denied',
+          format('anon (with X''s sub): select on X1''s rows of bevsession.%s → permission denied', t.tbl))
+from table_op t where t.op = 'select' and t.tbl in ('sessions', 'user_personas', 'conversation_history', 'persona_signals')
+order by t.tbl;
+reset role;
+
+-- a visitor session of X reads its own session's rows, not its sibling's (a link is no key)
+set local role session_visitor;
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "a1a1a1a1-0000-4000-8000-000000000001"}', true);
+select is((select count(*)::int from bevsession.conversation_history), 2,
+          'session X1 reads its own two messages, not X2''s though both are linked to X');
+select is((select array_agg(s.id::text) from bevsession.sessions as s), array['a1a1a1a1-0000-4000-8000-000000000001'],
+          'session X1 reads only its own session row');
 reset role;
 
 select * from finish();
