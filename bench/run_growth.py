@@ -42,8 +42,8 @@ select ('20000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, now(), now(
 from generate_series($1::bigint, $2::bigint) as n
 """
 FILL_SQL = """
-insert into bevsession.conversation_history (session_id, message_role, message_content, persona_snapshot,
-                                 generation_mode, created_at)
+insert into bevsession.conversation_history (
+    session_id, message_role, message_content, persona_snapshot, generation_mode, created_at)
 select ('20000000-0000-4000-8000-' || lpad((1 + n % $3)::text, 12, '0'))::uuid,
        (case when n % 2 = 0 then 'user' else 'assistant' end)::bevsession.message_role,
        'message ' || n || ': we brew craft beer and sell through two distributors in three states',
