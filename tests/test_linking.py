@@ -422,7 +422,7 @@ async def test_another_accounts_token_on_a_linked_session_is_refused(site: Site)
     before = await site.snapshot()
 
     status, body, _ = await browser.link(site.keys.access_token(intruder))
-    assert status == 409, body
+    assert status == 401, body
     assert body["error"]["code"] == "linked_to_another_account"
     assert await site.snapshot() == before, "a refused link changes nothing"
     summary = await browser.session()

@@ -127,7 +127,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "401": {
                             **_error_response(
                                 "no access token, or one refused: expired, forged, another "
-                                "audience, an unknown key; nothing was changed"
+                                "audience, an unknown key, or another account's token for a "
+                                "session linked already (code linked_to_another_account); "
+                                "nothing was changed"
                             ),
                             "headers": {
                                 "WWW-Authenticate": {
@@ -136,9 +138,6 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                 }
                             },
                         },
-                        "409": _error_response(
-                            "the session is already linked to another account; nothing changed"
-                        ),
                         "501": _error_response(
                             "linking is not configured on this server (no JWKS, no JWT secret)"
                         ),

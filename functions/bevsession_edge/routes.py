@@ -336,8 +336,9 @@ async def link_session(request: web.Request) -> web.Response:
     except Conflict as exc:
         if exc.code != "PT409":
             raise
+        # 401 as for any token this session does not accept; the code tells it from a bad token
         raise ApiError(
-            409, "linked_to_another_account",
+            401, "linked_to_another_account",
             "this session is linked to another account: sign in with that account, or clear "
             "the session (DELETE /api/session) to start a new one",
         ) from None  # fmt: skip
