@@ -19,8 +19,11 @@ from .errors import (
     SessionRevoked,
 )
 from .models import (
+    ChatHistoryMessage,
     ChatTurnBegin,
+    ChatTurnBrief,
     ChatTurnFinish,
+    ChatTurnFinishBrief,
     ConversationMessage,
     DetectionHistory,
     DetectionVectors,
@@ -48,8 +51,11 @@ from .transports.base import Identity, Service, Transport, Visitor
 
 __all__ = [
     "MAX_COOKIE_LENGTH",
+    "ChatHistoryMessage",
     "ChatTurnBegin",
+    "ChatTurnBrief",
     "ChatTurnFinish",
+    "ChatTurnFinishBrief",
     "Claims",
     "Conflict",
     "ConversationMessage",
