@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from bevsession import models
 from bevsession.models import (
     SCORE_NAMES,
     VECTOR_NAMES,
@@ -142,6 +144,76 @@ def test_vocabularies() -> None:
 )
 def test_signal_json_round_trip(signal: PersonaSignal) -> None:
     assert PersonaSignal.model_validate(signal.to_rpc()) == signal
+
+
+# --- chat-turn results: JSON text straight into the models ------------------------------------
+def chat_turn_json(history: list[dict[str, Any]], message: dict[str, Any]) -> dict[str, Any]:
+    sid = str(uuid.uuid4())
+    session = {"session_id": sid, "created_at": 1, "last_activity_at": 2, "message_count": 3}
+    persona = {**SEED_DEFAULT_PERSONA, "craft_score": 0.25}
+    return {"session": session, "persona": persona, "message": message, "created": False,
+            "history": {"messages": history, "tokens": 9, "next_before": None}}  # fmt: skip
+
+
+def stored_message(seq: int, role: str, content: str, **extra: Any) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "seq": seq, "session_id": str(uuid.uuid4()),
+            "message_role": role, "message_content": content, "generation_mode": None,
+            "token_count": 5, "created_at": 1000 + seq, **extra}  # fmt: skip
+
+
+def prompt_message(stored: dict[str, Any]) -> dict[str, Any]:
+    """What begin_chat_turn's history holds of a stored message."""
+    keys = ("message_role", "message_content", "generation_mode", "token_count", "created_at")
+    return {key: stored[key] for key in keys}
+
+
+def test_chat_turn_from_json_text_is_the_same_as_from_python() -> None:
+    """``model_validate_json`` (the postgres transport) and ``model_validate`` agree, the
+    persona copied into the session included, or left alone when the session has its own."""
+    first = stored_message(1, "user", "hi")
+    raw = chat_turn_json(
+        [prompt_message(first), prompt_message(stored_message(2, "assistant", "hello"))], first
+    )
+    from_json = models.ChatTurnBegin.model_validate_json(json.dumps(raw))
+    assert from_json == models.ChatTurnBegin.model_validate(raw)
+    assert from_json.session.persona == from_json.persona
+    assert [m.message_content for m in from_json.history.messages] == ["hi", "hello"]
+    raw["session"]["persona"] = None  # a session that says it has none keeps none
+    assert models.ChatTurnBegin.model_validate_json(json.dumps(raw)).session.persona is None
+    assert models.ChatTurnBegin.model_validate(raw).session.persona is None
+
+
+def test_chat_turn_brief_reads_lean_and_full_history_items() -> None:
+    """The brief result takes prompt history items (``message_role``, ``message_content``,
+    ``created_at``, ``generation_mode``, ``token_count``), and ignores any other key of an item."""
+    lean = [
+        {"message_role": "user", "message_content": "we brew", "created_at": 5,
+         "generation_mode": None, "token_count": 6},
+        {"message_role": "assistant", "message_content": "cheers", "created_at": 6,
+         "generation_mode": "fresh", "token_count": 6},
+    ]  # fmt: skip
+    full = [
+        stored_message(1, "user", "we brew", persona_snapshot=SEED_DEFAULT_PERSONA),
+        stored_message(2, "assistant", "cheers", generation_mode="fresh"),
+    ]
+    for history in (lean, full):
+        message = {k: v for k, v in full[0].items() if k != "persona_snapshot"}
+        text = json.dumps(chat_turn_json(history, message))
+        brief = models.ChatTurnBrief.model_validate_json(text)
+        assert [(m.message_role, m.message_content, m.generation_mode, m.token_count)
+                for m in brief.history.messages] == [
+            ("user", "we brew", None, 6 if history is lean else 5),
+            ("assistant", "cheers", "fresh", 6 if history is lean else 5),
+        ]  # fmt: skip
+        assert brief.persona.craft_score == 0.25
+        assert brief.session.message_count == 3
+        assert brief.session.persona is None
+        finish = models.ChatTurnFinishBrief.model_validate_json(text)
+        assert finish.session == brief.session
+    with pytest.raises(ValidationError):  # the history is still required, and its roles checked
+        models.ChatTurnBrief.model_validate_json(
+            json.dumps(chat_turn_json([{**lean[0], "message_role": "robot"}], full[0]))
+        )
 
 
 # --- the vocabularies are the SQL's (the limits: tests/test_limits.py) -------------------------

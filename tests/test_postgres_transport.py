@@ -16,6 +16,7 @@ import pytest
 from bench.wire import RoundTripRelay
 
 from bevsession.local_postgres import LocalPostgres
+from bevsession.models import SessionSnapshot
 from bevsession.rpc import FUNCTIONS
 from bevsession.transports.base import Service, Visitor
 from bevsession.transports.postgres import PostgresTransport
@@ -67,6 +68,27 @@ async def test_first_call_per_statement_and_connection_prepares(
     relay.reset()
     await one_conn.call("clear_session", {}, identity=me)
     assert relay.round_trips == 1
+
+
+async def test_call_model_parses_the_json_text_in_one_round_trip(
+    one_conn: PostgresTransport, relay: RoundTripRelay
+) -> None:
+    """``call_model`` fetches the result as text (its own prepared statement) and validates it
+    straight into the model: the same model as validating what ``call`` decodes."""
+    me = Visitor(uuid.uuid4())
+    args = {"p_touch": False}
+    await one_conn.call("get_session", {}, identity=me)
+    await one_conn.call_model("get_session", args, SessionSnapshot, identity=me)  # prepares
+    relay.reset()
+    parsed = await one_conn.call_model("get_session", args, SessionSnapshot, identity=me)
+    assert relay.round_trips == 1
+    decoded = await one_conn.call("get_session", args, identity=me)
+    assert parsed == SessionSnapshot.model_validate(decoded)
+    text_sql = one_conn.statement(FUNCTIONS["get_session"], ("p_touch",), text=True)
+    assert text_sql.startswith("select public.get_session(p_touch => $2)::text as result from (")
+    assert text_sql.replace("::text", "") == one_conn.statement(
+        FUNCTIONS["get_session"], ("p_touch",)
+    )
 
 
 async def raw(transport: PostgresTransport, kind: type, sql: str, *args: object) -> object:

@@ -349,6 +349,40 @@ async def test_user_message_and_reply_store_the_same_snapshot(
     assert second.persona.sales_focus_score == 0.9
 
 
+async def test_brief_chat_turn_reads_what_the_full_one_holds(service: SessionService) -> None:
+    """The lean results the edge worker uses: the same session, persona and history window."""
+    session_id = sid()
+    signal = PersonaSignal(signal_type="org_mention", signal_text="we are a brewery",
+                           signal_strength="strong", vector="org_type", vector_value="supplier",
+                           score_updates={"supplier_score": 0.2})  # fmt: skip
+    first = await service.begin_chat_turn_brief(session_id, "We are a brewery", signals=[signal])
+    assert first.session.session_id == session_id
+    assert first.session.message_count == 1
+    assert first.session.persona is None  # the brief result does not copy it there
+    assert first.persona.detection_vectors.org_type == "supplier"
+    assert first.persona.detection_vectors.org_type_history  # histories are still parsed
+    assert [(m.message_role, m.message_content) for m in first.history.messages] == [
+        ("user", "We are a brewery")
+    ]
+    done = await service.finish_chat_turn_brief(session_id, "Cheers", generation_mode="fresh")
+    assert done.session.message_count == 2
+    assert done.session.last_message == "Cheers"
+
+    second = await service.begin_chat_turn_brief(session_id, "and distributors?", history_limit=2)
+    page = await service.get_conversation_history(session_id, limit=2)
+    snap = await service.get_session(session_id, touch=False)
+    assert second.persona == snap.persona
+    assert second.session == snap.session.model_copy(update={"persona": None})
+    assert [
+        (m.message_role, m.message_content, m.created_at, m.generation_mode, m.token_count)
+        for m in second.history.messages
+    ] == [
+        (m.message_role, m.message_content, m.created_at, m.generation_mode, m.token_count)
+        for m in page.messages
+    ]
+    assert [m.generation_mode for m in second.history.messages] == ["fresh", None]
+
+
 # --- clear and forget ----------------------------------------------------------------------------
 async def test_clear_session_revokes_for_good(service: SessionService) -> None:
     session_id = sid()

@@ -77,6 +77,33 @@ PAIN_POINT_RULES: dict[str, re.Pattern[str]] = {
 SCORE_DELTA = {"weak": 0.05, "medium": 0.1, "strong": 0.2}
 
 
+def _case_sensitive(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """*pattern* without ``re.I``, for lowercased ASCII text; None if the pattern is not all
+    lowercase (then only the ``re.I`` original is right).
+
+    On an ASCII message, ``re.I`` matching equals case-sensitive matching of the lowercased
+    message at the very same positions (``lower()`` keeps an ASCII string's length and its word
+    boundaries), in about half the time: ``re.I`` folds both sides at every comparison.
+    """
+    text = pattern.pattern
+    return re.compile(text) if text == text.lower() else None
+
+
+# (the re.I pattern, its case-sensitive twin or None), in rule order
+_SELF_PAIR = (_SELF, _case_sensitive(_SELF))
+_VECTOR_PAIRS = tuple((r.pattern, _case_sensitive(r.pattern)) for r in VECTOR_RULES)
+_PAIN_PAIRS = tuple((rx, _case_sensitive(rx)) for rx in PAIN_POINT_RULES.values())
+
+
+def _search(
+    pair: tuple[re.Pattern[str], re.Pattern[str] | None], message: str, lowered: str | None
+) -> re.Match[str] | None:
+    """``pair[0].search(message)``, through the faster twin when *lowered* (ASCII) allows."""
+    if lowered is not None and pair[1] is not None:
+        return pair[1].search(lowered)
+    return pair[0].search(message)
+
+
 class SignalDetector(Protocol):
     """Anything that turns a message (and the persona so far) into persona signals."""
 
@@ -87,10 +114,11 @@ class KeywordSignalDetector:
     """Keyword rules for the four vectors and the pain points; no network, deterministic."""
 
     def detect(self, message: str, persona: PersonaScores | None = None) -> list[PersonaSignal]:
-        strength = "strong" if _SELF.search(message) else "medium"
+        lowered = message.lower() if message.isascii() else None
+        strength = "strong" if _search(_SELF_PAIR, message, lowered) else "medium"
         signals: list[PersonaSignal] = []
-        for rule in VECTOR_RULES:
-            match = rule.pattern.search(message)
+        for rule, pair in zip(VECTOR_RULES, _VECTOR_PAIRS, strict=True):
+            match = _search(pair, message, lowered)
             if not match:
                 continue
             signals.append(
@@ -103,7 +131,11 @@ class KeywordSignalDetector:
                     score_updates={rule.score: SCORE_DELTA[strength]} if rule.score else {},
                 )
             )
-        pains = [name for name, rx in PAIN_POINT_RULES.items() if rx.search(message)]
+        pains = [
+            name
+            for name, pair in zip(PAIN_POINT_RULES, _PAIN_PAIRS, strict=True)
+            if _search(pair, message, lowered)
+        ]
         if pains:
             signals.append(
                 PersonaSignal(

@@ -1,13 +1,16 @@
 """Reply generation: a pluggable interface and a template generator that needs no network.
 
 The chat route hands a generator the visitor's message, the persona after this turn's signals
-and the recent history (newest last). The shipped ``TemplateReplyGenerator`` answers from the
-persona: what it has understood so far and the one question that would teach it most. An LLM
-client plugs in by implementing ``ReplyGenerator`` (``history`` is already the newest-N window).
+and the recent history (newest last) as ``PromptMessage``: role, content, ``created_at``,
+generation mode and token count of each message (no ids, no persona snapshots). The shipped
+``TemplateReplyGenerator`` answers from the persona: what it has understood so far and the one
+question that would teach it most. An LLM client plugs in by implementing ``ReplyGenerator``
+(``history`` is already the newest-N window).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +30,7 @@ class Reply:
 
 class ReplyGenerator(Protocol):
     async def reply(
-        self, message: str, persona: PersonaScores, history: list[PromptMessage]
+        self, message: str, persona: PersonaScores, history: Sequence[PromptMessage]
     ) -> Reply: ...
 
 
@@ -64,7 +67,7 @@ class TemplateReplyGenerator:
     """Deterministic replies from the persona; good enough to demo and to test the loop."""
 
     async def reply(
-        self, message: str, persona: PersonaScores, history: list[PromptMessage]
+        self, message: str, persona: PersonaScores, history: Sequence[PromptMessage]
     ) -> Reply:
         vectors = persona.detection_vectors
         known = []

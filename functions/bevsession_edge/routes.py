@@ -25,7 +25,7 @@ from bevsession.errors import (
     SessionNotFound,
     SessionRevoked,
 )
-from bevsession.models import PersonaScores, SessionData
+from bevsession.models import VECTOR_NAMES, PersonaScores, SessionData
 
 from .accounts import verified_account
 from .http_errors import ApiError
@@ -33,7 +33,7 @@ from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, drop_session, forget_cached, session_of
 from .openapi import openapi_document
 from .read_cache import READ_CACHE, read_cache_of
-from .session_cookie import SessionState, persona_summary
+from .session_cookie import HISTORY_SUFFIX, SessionState, persona_summary
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -110,8 +110,22 @@ def int_query(
 
 
 # --- session helpers ------------------------------------------------------------------------
-def remember(state: SessionState, session: SessionData, persona: PersonaScores | None) -> None:
-    """Copy what the database returned into the cookie's summary."""
+# What a persona's summary leaves out (persona_summary): detection histories, questions asked.
+_NOT_SUMMARISED: dict[str, Any] = {
+    "detection_vectors": {f"{name}{HISTORY_SUFFIX}" for name in VECTOR_NAMES},
+    "questions_asked": True,
+}
+
+
+def persona_json(persona: PersonaScores) -> dict[str, Any]:
+    """The persona's summary as JSON data, dumped once without what the summary drops: the
+    cookie's persona and the chat reply's (equals ``persona_summary(persona.model_dump(mode=
+    "json"))``)."""
+    return persona.model_dump(mode="json", exclude=_NOT_SUMMARISED)
+
+
+def remember(state: SessionState, session: SessionData, persona: dict[str, Any] | None) -> None:
+    """Copy what the database returned into the cookie's summary (*persona*: persona_json)."""
     fields: dict[str, Any] = {
         "createdAt": session.created_at,
         "lastActivityAt": max(session.last_activity_at, state.user.lastActivityAt),
@@ -126,7 +140,7 @@ def remember(state: SessionState, session: SessionData, persona: PersonaScores |
         "userId": str(session.user_id) if session.user_id is not None else None,
     }
     if persona is not None:
-        fields["persona"] = persona.model_dump(mode="json")
+        fields["persona"] = persona
     state.update(**fields)
     state.seen_ms = session.last_activity_at  # the database's clock: what touch_sessions compares
 
@@ -204,7 +218,7 @@ async def get_session(request: web.Request) -> web.Response:
         return web.json_response(summary(state), headers={"X-Session-Source": "cookie"})
     if not touch and cache is not None and not snap.created:
         cache.read(snap.session.session_id, snap.session.last_activity_at)
-    remember(state, snap.session, snap.persona)
+    remember(state, snap.session, persona_json(snap.persona))
     return web.json_response(summary(state))
 
 
@@ -228,16 +242,19 @@ async def chat(request: web.Request) -> web.Response:
     known = cookie_persona(state)
     signals = request.app[DETECTOR].detect(message, known)
 
+    # The brief results: what this handler reads (session, persona, who said what), parsed
+    # straight from the database's JSON text; stored messages and snapshots are skipped.
     begun = await for_visitor(
         request,
-        lambda: service.begin_chat_turn(
+        lambda: service.begin_chat_turn_brief(
             state.session_id, message, signals=signals, history_limit=REPLY_HISTORY_LIMIT
         ),
     )
     forget_cached(request)  # this worker's copies of the session predate the turn
-    remember(state, begun.session, begun.persona)
+    persona = persona_json(begun.persona)  # dumped once: for the cookie and for the reply
+    remember(state, begun.session, persona)
     reply = await request.app[REPLIER].reply(message, begun.persona, begun.history.messages)
-    finished = await service.finish_chat_turn(
+    finished = await service.finish_chat_turn_brief(
         state.session_id,
         reply.content,
         ui_specification=reply.ui_specification,
@@ -248,7 +265,7 @@ async def chat(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "reply": reply.content,
-            "persona": persona_summary(begun.persona.model_dump(mode="json")),
+            "persona": persona,
             "sessionId": str(state.session_id),
             "messageCount": finished.session.message_count,
         }

@@ -20,7 +20,9 @@ from .errors import (
 )
 from .models import (
     ChatTurnBegin,
+    ChatTurnBrief,
     ChatTurnFinish,
+    ChatTurnFinishBrief,
     ConversationMessage,
     DetectionHistory,
     DetectionVectors,
@@ -52,7 +54,9 @@ from .transports.base import Identity, Service, Transport, Visitor
 __all__ = [
     "MAX_COOKIE_LENGTH",
     "ChatTurnBegin",
+    "ChatTurnBrief",
     "ChatTurnFinish",
+    "ChatTurnFinishBrief",
     "Claims",
     "Conflict",
     "ConversationMessage",

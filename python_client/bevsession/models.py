@@ -8,6 +8,8 @@ Two kinds, configured differently on purpose:
   the previous release keeps working while a migration adds a field.
   :class:`SessionData` also has the seed's camelCase names as aliases
   (``model_dump(by_alias=True)`` → ``sessionId``, ``createdAt``, …).
+- **Lean results** (ChatTurnBrief, ChatTurnFinishBrief) parse the same JSON into only what the
+  edge worker reads per chat turn; the rest of the document is skipped by the parser.
 - **Inputs** (PersonaSignal, PersonaUpdate, NewMessage, …) come from outside (an LLM, a request):
   ``extra="forbid"`` and the same limits the SQL enforces, so most mistakes are caught before a
   round trip. The SQL checks everything again; it stays the authority.
@@ -63,7 +65,9 @@ __all__ = [
     "SCORE_NAMES",
     "VECTOR_NAMES",
     "ChatTurnBegin",
+    "ChatTurnBrief",
     "ChatTurnFinish",
+    "ChatTurnFinishBrief",
     "ClearResult",
     "ConversationMessage",
     "DeletedCounts",
@@ -220,13 +224,20 @@ class SessionData(_Result):
         return self.revoked_at is not None
 
 
-def _with_persona(data: Any) -> Any:
-    """Put a result's persona into its session, so ``result.session.persona`` is current."""
-    if isinstance(data, dict) and isinstance(data.get("session"), dict) and "persona" in data:
-        session = dict(data["session"])
-        session.setdefault("persona", data["persona"])
-        return {**data, "session": session}
-    return data
+def _with_persona(result: Any) -> Any:
+    """Put a result's persona into its session, so ``result.session.persona`` is current
+    (unless the session's JSON carried one of its own).
+
+    An *after* validator: a *before* one would make ``model_validate_json`` turn the whole
+    document into Python dicts first and validate those, losing the one-pass JSON parse.
+    """
+    session = result.session
+    if "persona" not in session.model_fields_set:
+        # a frozen result, still being built: set its field directly
+        object.__setattr__(
+            result, "session", session.model_copy(update={"persona": result.persona})
+        )
+    return result
 
 
 # --- messages ------------------------------------------------------------------------------------
@@ -319,7 +330,7 @@ class SessionSnapshot(_Result):
     persona: PersonaScores
     created: bool
 
-    _merge = model_validator(mode="before")(_with_persona)
+    _merge = model_validator(mode="after")(_with_persona)
 
 
 class PersonaUpdateResult(_Result):
@@ -328,7 +339,7 @@ class PersonaUpdateResult(_Result):
     persona: PersonaScores
     session: SessionData
 
-    _merge = model_validator(mode="before")(_with_persona)
+    _merge = model_validator(mode="after")(_with_persona)
 
 
 class SignalResult(_Result):
@@ -354,11 +365,29 @@ class ChatTurnBegin(_Result):
     history: PromptHistory
     created: bool
 
-    _merge = model_validator(mode="before")(_with_persona)
+    _merge = model_validator(mode="after")(_with_persona)
 
 
 class ChatTurnFinish(MessageResult):
     """``finish_chat_turn``: the stored assistant reply and the session."""
+
+
+# --- lean chat-turn results: what the edge worker reads, nothing more ---------------------------
+# The same JSON as ChatTurnBegin / ChatTurnFinish, parsed into less: the stored message is
+# skipped by the JSON parser, never built.
+class ChatTurnBrief(_Result):
+    """``begin_chat_turn`` as a reply needs it: the session (its ``persona`` is left unset), the
+    persona after this turn's signals and the history window. :class:`ChatTurnBegin` has all."""
+
+    session: SessionData
+    persona: PersonaScores
+    history: PromptHistory
+
+
+class ChatTurnFinishBrief(_Result):
+    """``finish_chat_turn``'s session (counters, timestamps); the stored reply is skipped."""
+
+    session: SessionData
 
 
 class ClearResult(_Result):

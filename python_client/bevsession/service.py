@@ -38,7 +38,9 @@ from .models import (
     MAX_TOUCH_BATCH,
     MIN_RETENTION_MS,
     ChatTurnBegin,
+    ChatTurnBrief,
     ChatTurnFinish,
+    ChatTurnFinishBrief,
     ClearResult,
     ForgetResult,
     HistoryPage,
@@ -112,10 +114,10 @@ class SessionService:
         self.transport = transport
 
     async def call(self, identity: Identity, fn: str, args: Mapping[str, Any], model: type[M]) -> M:
-        """Run one RPC and parse its JSON into *model*."""
-        data = await self.transport.call(fn, args, identity=identity)
+        """Run one RPC and parse its JSON into *model* (on the postgres transport straight from
+        the JSON text: see :meth:`Transport.call_model`)."""
         try:
-            return model.model_validate(data)
+            return await self.transport.call_model(fn, args, model, identity=identity)
         except ValidationError as exc:
             # The SQL answered something the models do not describe: a contract mismatch.
             raise DatabaseError(
@@ -235,6 +237,34 @@ class SessionService:
         generation_mode: str | None = None,
     ) -> ChatTurnBegin:
         """Create-or-touch, apply *signals*, store the user's message; return what a reply needs."""
+        return await self._begin_chat_turn(
+            session_id, content, signals, history_limit, generation_mode, ChatTurnBegin
+        )
+
+    async def begin_chat_turn_brief(
+        self,
+        session_id: UUID | str,
+        content: str,
+        *,
+        signals: Iterable[PersonaSignal | Mapping[str, Any]] = (),
+        history_limit: int = 20,
+        generation_mode: str | None = None,
+    ) -> ChatTurnBrief:
+        """:meth:`begin_chat_turn`, parsed into less: session, persona and the history as who said
+        what (no stored message, no persona snapshots): what the edge worker reads per turn."""
+        return await self._begin_chat_turn(
+            session_id, content, signals, history_limit, generation_mode, ChatTurnBrief
+        )
+
+    async def _begin_chat_turn(
+        self,
+        session_id: UUID | str,
+        content: str,
+        signals: Iterable[PersonaSignal | Mapping[str, Any]],
+        history_limit: int,
+        generation_mode: str | None,
+        model: type[M],
+    ) -> M:
         checked = [_validated(PersonaSignal, s) for s in signals]
         if len(checked) > MAX_SIGNALS_PER_TURN:
             raise InvalidInput(f"signals: at most {MAX_SIGNALS_PER_TURN} signals", code="22023")
@@ -248,7 +278,7 @@ class SessionService:
             "history_limit": _check_limit("history_limit", history_limit),
             "generation_mode": generation_mode,
         }
-        return await self._visit(session_id, "begin_chat_turn", args, ChatTurnBegin)
+        return await self._visit(session_id, "begin_chat_turn", args, model)
 
     async def finish_chat_turn(
         self,
@@ -260,6 +290,35 @@ class SessionService:
         estimated_read_time: str | None = None,
     ) -> ChatTurnFinish:
         """Store the assistant's reply of the turn."""
+        return await self._finish_chat_turn(
+            session_id, content, ui_specification, generation_mode, estimated_read_time,
+            ChatTurnFinish,
+        )  # fmt: skip
+
+    async def finish_chat_turn_brief(
+        self,
+        session_id: UUID | str,
+        content: str,
+        *,
+        ui_specification: Any = None,
+        generation_mode: str | None = None,
+        estimated_read_time: str | None = None,
+    ) -> ChatTurnFinishBrief:
+        """:meth:`finish_chat_turn`, parsed into the session only (the stored reply skipped)."""
+        return await self._finish_chat_turn(
+            session_id, content, ui_specification, generation_mode, estimated_read_time,
+            ChatTurnFinishBrief,
+        )  # fmt: skip
+
+    async def _finish_chat_turn(
+        self,
+        session_id: UUID | str,
+        content: str,
+        ui_specification: Any,
+        generation_mode: str | None,
+        estimated_read_time: str | None,
+        model: type[M],
+    ) -> M:
         m = _validated(
             NewMessage,
             {
@@ -276,7 +335,7 @@ class SessionService:
             "generation_mode": m.generation_mode,
             "estimated_read_time": m.estimated_read_time,
         }
-        return await self._visit(session_id, "finish_chat_turn", args, ChatTurnFinish)
+        return await self._visit(session_id, "finish_chat_turn", args, model)
 
     async def link_session(self, session_id: UUID | str, user_id: UUID | str) -> LinkResult:
         """Attach the session (created if new) and its persona, messages and signals to the

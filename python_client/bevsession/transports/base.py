@@ -10,10 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from uuid import UUID
 
+from pydantic import BaseModel
+
 __all__ = ["Identity", "Service", "Transport", "Visitor"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,19 @@ class Transport(ABC):
     @abstractmethod
     async def call(self, fn: str, args: Mapping[str, Any], *, identity: Identity) -> Any:
         """Run ``public.<fn>(<name> => <value>, …)`` as *identity*, in one transaction."""
+
+    async def call_model(
+        self, fn: str, args: Mapping[str, Any], model: type[M], *, identity: Identity
+    ) -> M:
+        """:meth:`call`, with the function's JSON validated as *model* (pydantic's
+        ``ValidationError`` when it does not fit).
+
+        This default validates what :meth:`call` decoded. A transport that receives the JSON
+        as text overrides it to hand the text straight to ``model.model_validate_json``: one
+        pass in pydantic-core, no Python dicts and lists built in between, and whatever
+        *model* does not name (e.g. persona snapshots a lean result leaves out) only skipped.
+        """
+        return model.model_validate(await self.call(fn, args, identity=identity))
 
     @abstractmethod
     async def ping(self) -> None:

@@ -30,6 +30,11 @@ kill) is only noticed when used; asyncpg then refuses before sending anything, a
 case is retried once on a fresh connection. Nothing else is retried: a write whose outcome is
 unknown is reported as ``DatabaseUnavailable``, never repeated blindly.
 
+Results: :meth:`PostgresTransport.call` decodes the function's ``jsonb`` with the connection's
+codec (``json.loads``); :meth:`PostgresTransport.call_model`, what ``SessionService`` uses, runs
+the same statement with ``::text`` after the call and hands that text to pydantic's
+``model_validate_json``: one parse, straight into the model, skipping what the model leaves out.
+
 Function and argument names come only from :mod:`bevsession.rpc`; values always travel as
 parameters. A pooler in *transaction* mode (PgBouncer, Supavisor :6543) breaks both the
 session-level ``SET ROLE`` and prepared statements: use a direct or session-mode connection.
@@ -47,7 +52,7 @@ import asyncpg
 from ..errors import DatabaseError, from_exception
 from ..rpc import RpcFunction, check_call
 from ..tokens import SERVICE_ROLE, VISITOR_ROLE, Claims
-from .base import Identity, Service, Transport, Visitor
+from .base import Identity, M, Service, Transport, Visitor
 
 __all__ = ["PostgresTransport"]
 
@@ -64,8 +69,8 @@ where d.setrole = (select oid from pg_catalog.pg_roles where rolname = $1)
 """
 
 
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every call: ``json.dumps`` with non-default options builds a new one each time.
+_json_dumps: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _failed_before_sending(exc: Exception) -> bool:
@@ -106,7 +111,7 @@ class PostgresTransport(Transport):
         self._connect_timeout = connect_timeout
         self._roles = {Visitor: visitor_role, Service: service_role}
         self._pools: dict[type, asyncpg.Pool] = {}
-        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._sql: dict[tuple[str, tuple[str, ...], bool], str] = {}
         self._service_claims = _json_dumps(self._claims.service())
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -162,9 +167,13 @@ class PostgresTransport(Transport):
             await pool.close()
 
     # --- calls -----------------------------------------------------------------------------
-    def statement(self, spec: RpcFunction, names: tuple[str, ...]) -> str:
-        """The SQL of one call of *spec* with arguments *names* (cached; names are checked)."""
-        key = (spec.name, names)
+    def statement(self, spec: RpcFunction, names: tuple[str, ...], *, text: bool = False) -> str:
+        """The SQL of one call of *spec* with arguments *names* (cached; names are checked).
+
+        ``text``: the result cast to ``text`` (the JSON as PostgreSQL prints it, for
+        :meth:`call_model`) instead of decoded by the connection's ``jsonb`` codec.
+        """
+        key = (spec.name, names, text)
         sql = self._sql.get(key)
         if sql is None:
             call_args = ", ".join(f"{name} => ${i}" for i, name in enumerate(names, start=2))
@@ -176,18 +185,34 @@ class PostgresTransport(Transport):
             ]
             if spec.read_only:  # PostgREST: non-volatile functions run READ ONLY
                 settings.append("set_config('transaction_read_only', 'on', true)")
+            cast = "::text" if text else ""
             # Names come from the FUNCTIONS table (check_call), never from the caller.
             sql = (
-                f"select public.{spec.name}({call_args}) as result"  # noqa: S608
+                f"select public.{spec.name}({call_args}){cast} as result"  # noqa: S608
                 f" from (select {', '.join(settings)} offset 0) as pre"
             )
             self._sql[key] = sql
         return sql
 
     async def call(self, fn: str, args: Mapping[str, Any], *, identity: Identity) -> Any:
+        return await self._fetch(fn, args, identity, text=False)
+
+    async def call_model(
+        self, fn: str, args: Mapping[str, Any], model: type[M], *, identity: Identity
+    ) -> M:
+        """The result as text, validated by pydantic-core straight from it (no ``json.loads``,
+        no dicts in between; keys *model* does not name are skipped, never built)."""
+        result = await self._fetch(fn, args, identity, text=True)
+        if result is None:  # SQL null: what the model says about None (a validation error)
+            return model.model_validate(None)
+        return model.model_validate_json(result)
+
+    async def _fetch(
+        self, fn: str, args: Mapping[str, Any], identity: Identity, *, text: bool
+    ) -> Any:
         spec = check_call(fn, args)
         names = tuple(name for name in spec.params if name in args)
-        sql = self.statement(spec, names)
+        sql = self.statement(spec, names, text=text)
         if isinstance(identity, Visitor):
             claims = _json_dumps(
                 self._claims.visitor(identity.session_id, linked_user_id=identity.linked_user_id)
