@@ -125,10 +125,10 @@ def floor_app(dsn: str) -> web.Application:
     async def chat(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         who = Visitor(uuid.UUID(request.cookies[COOKIE_NAME]))
-        args = {"p_content": body["message"], "p_signals": signals, "p_history_limit": 20}
+        args = {"content": body["message"], "signals": signals, "history_limit": 20}
         t = request.app[transport]
         await t.call_model("begin_chat_turn", args, _Nothing, identity=who)
-        await t.call_model("finish_chat_turn", {"p_content": FLOOR_REPLY}, _Nothing, identity=who)
+        await t.call_model("finish_chat_turn", {"content": FLOOR_REPLY}, _Nothing, identity=who)
         return web.json_response({"reply": FLOOR_REPLY})
 
     async def database(app: web.Application) -> AsyncIterator[None]:

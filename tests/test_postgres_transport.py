@@ -76,7 +76,7 @@ async def test_call_model_parses_the_json_text_in_one_round_trip(
     """``call_model`` fetches the result as text (its own prepared statement) and validates it
     straight into the model: the same model as validating what ``call`` decodes."""
     me = Visitor(uuid.uuid4())
-    args = {"p_touch": False}
+    args = {"touch": False}
     await one_conn.call("get_session", {}, identity=me)
     await one_conn.call_model("get_session", args, SessionSnapshot, identity=me)  # prepares
     relay.reset()
@@ -84,10 +84,10 @@ async def test_call_model_parses_the_json_text_in_one_round_trip(
     assert relay.round_trips == 1
     decoded = await one_conn.call("get_session", args, identity=me)
     assert parsed == SessionSnapshot.model_validate(decoded)
-    text_sql = one_conn.statement(FUNCTIONS["get_session"], ("p_touch",), text=True)
-    assert text_sql.startswith("select public.get_session(p_touch => $2)::text as result from (")
+    text_sql = one_conn.statement(FUNCTIONS["get_session"], ("touch",), text=True)
+    assert text_sql.startswith("select public.get_session(touch => $2)::text as result from (")
     assert text_sql.replace("::text", "") == one_conn.statement(
-        FUNCTIONS["get_session"], ("p_touch",)
+        FUNCTIONS["get_session"], ("touch",)
     )
 
 
