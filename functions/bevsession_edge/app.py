@@ -27,6 +27,7 @@ from .middleware import REJECTIONS, session_middleware, write_cookie
 from .protocol import install as install_protocol_errors
 from .read_cache import READ_CACHE, ReadCache, touch_flusher
 from .replies import ReplyGenerator, TemplateReplyGenerator
+from .revocations import REVOKED, RevokedSessions
 from .routes import routes
 from .startup import run_startup_checks
 
@@ -39,6 +40,9 @@ MAX_BODY_BYTES = 64 * 1024
 # The request line keeps aiohttp's 8190 (``max_line_size``). Set through ``handler_args`` so
 # every way of serving the app (``bevsession serve``, an AppRunner of your own) gets it.
 MAX_HEADER_FIELD_BYTES = MAX_COOKIE_HEADER
+# A cached copy is answered only while the database checked it within this many flush
+# intervals: one interval, plus as much again for the flush itself to come back.
+READ_CACHE_VALIDITY_FLUSHES = 2
 
 
 async def open_transport(settings: Settings) -> Transport:
@@ -77,9 +81,13 @@ def create_app(
     app[DETECTOR] = detector or KeywordSignalDetector()
     app[REPLIER] = replier or TemplateReplyGenerator()
     app[REJECTIONS] = Counter()
+    app[REVOKED] = RevokedSessions(settings.session_ttl)
     if settings.session_read_cache_seconds > 0:
         app[READ_CACHE] = ReadCache(
-            settings.session_read_cache_seconds, settings.session_read_cache_entries
+            settings.session_read_cache_seconds,
+            settings.session_read_cache_entries,
+            validity=READ_CACHE_VALIDITY_FLUSHES * settings.session_touch_flush_seconds,
+            revoked=app[REVOKED],
         )
 
     async def database(app: web.Application) -> AsyncIterator[None]:

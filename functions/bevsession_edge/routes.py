@@ -28,7 +28,7 @@ from bevsession.models import PersonaScores, SessionData
 
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
-from .middleware import REJECTIONS, drop_session, forget_cached, session_of
+from .middleware import REJECTIONS, drop_session, forget_cached, revoke_here, session_of
 from .openapi import openapi_document
 from .read_cache import READ_CACHE, read_cache_of
 from .session_cookie import SessionState, persona_summary
@@ -291,7 +291,7 @@ async def clear_session(request: web.Request) -> web.Response:
         # Already revoked, or never stored (a cookie-only session): nothing left to revoke.
         with contextlib.suppress(SessionRevoked, SessionNotFound):
             await request.app[SERVICE].clear_session(state.session_id)
-    forget_cached(request)
+    revoke_here(request)
     state.clear()
     return web.json_response({"cleared": True, "sessionId": str(state.session_id)})
 
@@ -304,7 +304,7 @@ async def forget_session(request: web.Request) -> web.Response:
         with contextlib.suppress(SessionNotFound):
             result = await request.app[SERVICE].forget_session(state.session_id)
             deleted = result.deleted.model_dump()
-    forget_cached(request)
+    revoke_here(request)
     state.clear()
     return web.json_response(
         {"forgotten": True, "sessionId": str(state.session_id), "deleted": deleted}

@@ -92,6 +92,7 @@ __all__ = [
     "SignalRecord",
     "SignalResult",
     "TouchResult",
+    "ValidateResult",
 ]
 
 ScoreName = Literal[
@@ -420,6 +421,15 @@ class TouchResult(_Result):
 
     touched: int = Field(ge=0)
     stale: list[UUID] = Field(default_factory=list)
+
+
+class ValidateResult(_Result):
+    """``validate_sessions``: how many copies are still valid, the ids whose copy is stale, and
+    which of those are revoked (refused for good)."""
+
+    valid: int = Field(ge=0)
+    stale: list[UUID] = Field(default_factory=list)
+    revoked: list[UUID] = Field(default_factory=list)
 
 
 # --- inputs --------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
         RpcFunction("register_seal_keys", ("fingerprints",), admin=True),
         RpcFunction("purge_sessions", ("older_than_ms", "batch"), admin=True),
         RpcFunction("touch_sessions", ("session_ids", "seen_ms"), admin=True),
+        RpcFunction("validate_sessions", ("session_ids", "seen_ms"), read_only=True, admin=True),
     )
 }
 

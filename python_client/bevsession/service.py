@@ -54,6 +54,7 @@ from .models import (
     SessionStats,
     SignalResult,
     TouchResult,
+    ValidateResult,
 )
 from .transports.base import Identity, Service, Transport, Visitor
 
@@ -100,6 +101,17 @@ def _session_uuid(session_id: UUID | str) -> UUID:
         return UUID(str(session_id))
     except ValueError:
         raise InvalidInput("session_id: must be a UUID", code="22023") from None
+
+
+def _batch_args(seen_ms: Mapping[UUID, int]) -> dict[str, Any]:
+    """``session_ids`` and ``seen_ms`` of one touch or validation batch, checked."""
+    if len(seen_ms) > MAX_TOUCH_BATCH:
+        raise InvalidInput(f"session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023")
+    ids = [_session_uuid(sid) for sid in seen_ms]
+    stamps = list(seen_ms.values())
+    if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
+        raise InvalidInput("seen_ms: must be integers (ms)", code="22023")
+    return {"session_ids": [str(sid) for sid in ids], "seen_ms": stamps}
 
 
 class SessionService:
@@ -317,14 +329,17 @@ class SessionService:
         database returned when it confirmed it. Live, unchanged sessions are touched; the result
         lists the ids whose copy is stale (gone, revoked, expired, busy or changed since).
         """
-        if len(seen_ms) > MAX_TOUCH_BATCH:
-            raise InvalidInput(f"session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023")
-        ids = [_session_uuid(sid) for sid in seen_ms]
-        stamps = list(seen_ms.values())
-        if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
-            raise InvalidInput("seen_ms: must be integers (ms)", code="22023")
-        args = {"session_ids": [str(sid) for sid in ids], "seen_ms": stamps}
+        args = _batch_args(seen_ms)
         return await self.call(Service(), "touch_sessions", args, TouchResult)
+
+    async def validate_sessions(self, seen_ms: Mapping[UUID, int]) -> ValidateResult:
+        """Re-check copies an edge worker holds, touching nothing: *seen_ms* maps each session
+        id to the ``last_activity_at`` (ms) the database returned when it confirmed it. The
+        result lists the ids whose copy is stale (gone, revoked, expired or changed since) and,
+        among them, the revoked ones.
+        """
+        args = _batch_args(seen_ms)
+        return await self.call(Service(), "validate_sessions", args, ValidateResult)
 
     async def ping(self) -> None:
         """Raise ``DatabaseUnavailable`` unless the database answers."""

@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor, service_role, anon, authent
 grant execute on all functions in schema extensions to session_visitor, service_role, anon, authenticated;
 set local search_path = extensions, public;
 
-select plan(203);
+select plan(207);
 
 -- What one statement did, as the current role: 'N rows' (read or written), 'permission denied'
 -- (no privilege: 42501), 'policy violation' (a row-level policy refused a new row: also 42501),
@@ -75,6 +75,7 @@ insert into rpc values
     ('clear_session',            false, 'select public.clear_session()'),
     ('forget_session',           false, 'select public.forget_session()'),
     ('touch_sessions',           true,  $$select public.touch_sessions('{}', '{}')$$),
+    ('validate_sessions',        true,  $$select public.validate_sessions('{}', '{}')$$),
     ('purge_sessions',           true,  'select public.purge_sessions(864000000)'),
     ('register_seal_keys',       true,  $$select public.register_seal_keys('{"k1": "0123456789abcdef0123456789abcdef"}')$$),
     ('admin_session_stats',      true,  'select public.admin_session_stats()');
@@ -83,7 +84,7 @@ create temporary table rpc_order (name text primary key, step int not null);
 insert into rpc_order select name, row_number() over () from unnest(array[
     'get_session', 'get_session_policy', 'update_persona', 'record_persona_signal', 'add_conversation_message',
     'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn', 'clear_session', 'forget_session',
-    'touch_sessions', 'purge_sessions', 'register_seal_keys', 'admin_session_stats']) as name;
+    'touch_sessions', 'validate_sessions', 'purge_sessions', 'register_seal_keys', 'admin_session_stats']) as name;
 grant select on table_op, rpc, rpc_order to public;
 
 -- ---------------------------------------------------------------------------------------------
