@@ -370,8 +370,8 @@ async def test_purge_command_with_a_short_ttl_accepts_one_day(
     assert report == {
         "older_than_days": 1,
         "calls": 1,
-        "deleted": {"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0,
-                    "signals": 0},
+        "deleted": {"idle_sessions": 0, "revoked_sessions": 0, "expired_sessions": 0,
+                    "personas": 0, "messages": 0, "signals": 0},
     }  # fmt: skip
 
 

@@ -19,12 +19,14 @@ from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
 from bevsession.transports.supabase import SupabaseTransport
 
+from .client_limits import CLIENT_LIMITS, ClientLimits, client_limits_middleware
 from .config import Settings
 from .detection import KeywordSignalDetector, SignalDetector
 from .http_errors import json_errors
 from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
 from .protocol import install as install_protocol_errors
+from .rates import GcraLimiter, parse_rate
 from .read_cache import READ_CACHE, ReadCache, touch_flusher
 from .replies import ReplyGenerator, TemplateReplyGenerator
 from .revocations import REVOKED, RevokedSessions
@@ -69,7 +71,7 @@ def create_app(
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
     install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
-        middlewares=[json_errors, session_middleware],
+        middlewares=[json_errors, session_middleware, client_limits_middleware],
         client_max_size=MAX_BODY_BYTES,
         handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
     )
@@ -82,6 +84,12 @@ def create_app(
     app[REPLIER] = replier or TemplateReplyGenerator()
     app[REJECTIONS] = Counter()
     app[REVOKED] = RevokedSessions(settings.session_ttl)
+    app[CLIENT_LIMITS] = ClientLimits(
+        GcraLimiter(parse_rate(settings.client_session_rate)),
+        GcraLimiter(parse_rate(settings.client_chat_rate)),
+        settings.trusted_proxy_hops,
+        settings.client_address_header,
+    )
     if settings.session_read_cache_seconds > 0:
         app[READ_CACHE] = ReadCache(
             settings.session_read_cache_seconds,

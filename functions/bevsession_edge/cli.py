@@ -107,7 +107,8 @@ async def _purge(database_url: str | None, idle_days: int, batch: int) -> dict[s
     from bevsession.service import SessionService
 
     transport = await _admin_transport(database_url)
-    totals = {"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0, "signals": 0}
+    kinds = ("idle_sessions", "revoked_sessions", "expired_sessions")
+    totals = dict.fromkeys((*kinds, "personas", "messages", "signals"), 0)
     calls = 0
     try:
         service = SessionService(transport)
@@ -125,7 +126,9 @@ async def _purge(database_url: str | None, idle_days: int, batch: int) -> dict[s
 
 def cmd_purge(args: argparse.Namespace) -> int:
     """Retention: delete sessions that never did anything and revoked or forgotten sessions,
-    inactive / revoked for more than ``--idle-days`` days (runs as service_role)."""
+    inactive / revoked for more than ``--idle-days`` days, and sessions whose absolute lifetime
+    ended more than that ago, whatever their activity, except those an operator marked
+    ``kept_for_analytics`` (runs as service_role)."""
     ttl = int(os.environ.get("SESSION_TTL") or DEFAULT_SESSION_TTL)
     if args.idle_days * 86400 <= ttl:
         # A cookie naming a deleted revoked session would open a fresh one under the old id.
@@ -261,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     mig.set_defaults(func=cmd_migrate)
 
     purge = sub.add_parser(
-        "purge", help="delete idle never-used sessions and old revoked ones (retention)"
+        "purge",
+        help="delete idle never-used sessions, old revoked ones and long-expired ones (retention)",
     )
     purge.add_argument(
         "--idle-days", type=_positive_int, default=30, metavar="N",

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bevsession.supabase_keys import ENV as SUPABASE_ENV
 from bevsession.supabase_keys import SupabaseKeys
 
+from .rates import parse_rate
+
 MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
 PASSWORD_ID = re.compile(r"^\w+$")
 
@@ -96,6 +98,14 @@ class Settings(BaseSettings):
     # Abuse limits.
     max_message_chars: int = Field(4000, ge=1, le=8000, validation_alias="MAX_MESSAGE_CHARS")
     history_page_max: int = Field(100, ge=1, le=200, validation_alias="HISTORY_PAGE_MAX")
+    # Per client address, in each worker (client_limits.py): new sessions and chat turns
+    # ("N/minute", "N/10s", "off"), and how the address is found behind proxies of yours.
+    client_session_rate: str = Field("20/minute", validation_alias="CLIENT_SESSION_RATE")
+    client_chat_rate: str = Field("60/minute", validation_alias="CLIENT_CHAT_RATE")
+    trusted_proxy_hops: int = Field(0, ge=0, le=10, validation_alias="TRUSTED_PROXY_HOPS")
+    client_address_header: str = Field(
+        "X-Forwarded-For", pattern=r"^[A-Za-z0-9-]{1,64}$", validation_alias="CLIENT_ADDRESS_HEADER"
+    )
 
     @field_validator("session_passwords", mode="before")
     @classmethod
@@ -105,6 +115,12 @@ class Settings(BaseSettings):
                 return json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError("SESSION_PASSWORDS must be a JSON object {id: password}") from exc
+        return value
+
+    @field_validator("client_session_rate", "client_chat_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)  # a ValueError says what a rate looks like
         return value
 
     @field_validator("cookie_name")

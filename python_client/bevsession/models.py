@@ -403,6 +403,7 @@ class PurgeCounts(_Result):
 
     idle_sessions: int = Field(ge=0)
     revoked_sessions: int = Field(ge=0)
+    expired_sessions: int = Field(0, ge=0)  # past the absolute lifetime by the retention age
     personas: int = Field(ge=0)
     messages: int = Field(ge=0)
     signals: int = Field(ge=0)

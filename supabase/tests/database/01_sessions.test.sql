@@ -451,15 +451,15 @@ insert into result select 'purge3', public.purge_sessions(2 * 86400000);
 reset role;
 
 select is((select body -> 'deleted' from result where name = 'purge1'),
-          '{"idle_sessions": 1, "revoked_sessions": 1, "personas": 2, "messages": 2, "signals": 1}'::jsonb,
+          '{"idle_sessions": 1, "revoked_sessions": 1, "expired_sessions": 0, "personas": 2, "messages": 2, "signals": 1}'::jsonb,
           'a batch of 1: one idle bot (the oldest) and one revoked session (the oldest), with their rows');
 select is((select body -> 'more' from result where name = 'purge1'), 'true'::jsonb, 'and it says there may be more');
 select is((select body -> 'deleted' from result where name = 'purge2'),
-          '{"idle_sessions": 1, "revoked_sessions": 1, "personas": 1, "messages": 0, "signals": 0}'::jsonb,
+          '{"idle_sessions": 1, "revoked_sessions": 1, "expired_sessions": 0, "personas": 1, "messages": 0, "signals": 0}'::jsonb,
           'the next call takes the rest: the second bot and the forgotten tombstone');
 select is((select body -> 'more' from result where name = 'purge2'), 'false'::jsonb, 'nothing more');
 select is((select body -> 'deleted' from result where name = 'purge3'),
-          '{"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0, "signals": 0}'::jsonb,
+          '{"idle_sessions": 0, "revoked_sessions": 0, "expired_sessions": 0, "personas": 0, "messages": 0, "signals": 0}'::jsonb,
           'a repeat deletes nothing');
 select ok((select abs((body ->> 'cutoff')::bigint - bevsession.to_ms(now() - interval '2 days')) <= 1 from result where name = 'purge1'),
           'the cutoff is now minus the age, in ms');
