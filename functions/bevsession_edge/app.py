@@ -78,7 +78,10 @@ def create_app(
     app[SETTINGS] = settings
     app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)
     app[COOKIE] = CookieOptions(
-        name=settings.cookie_name, ttl=settings.session_ttl, secure=settings.secure_cookies
+        name=settings.session_cookie_name,
+        ttl=settings.session_ttl,
+        secure=settings.secure_cookies,
+        domain=settings.cookie_domain,
     )
     app[DETECTOR] = detector or KeywordSignalDetector()
     app[REPLIER] = replier or TemplateReplyGenerator()

@@ -184,6 +184,7 @@ def _prepare_environment(workdir: Path) -> object | None:
     if not os.environ.get("DATABASE_URL") and not os.environ.get("SUPABASE_URL"):
         embedded = start_embedded(workdir)
         asyncio.run(migrate(embedded.admin_dsn()))
+        asyncio.run(embedded.require_passwords())
         os.environ["DATABASE_URL"] = embedded.app_dsn()
         os.environ.setdefault("BEVSESSION_TRANSPORT", "postgres")
     if not os.environ.get("SESSION_PASSWORD") and not os.environ.get("SESSION_PASSWORDS"):
@@ -192,10 +193,45 @@ def _prepare_environment(workdir: Path) -> object | None:
     return embedded
 
 
+# Stand-ins for what the embedded default would fill in: the configuration is checked with
+# them before anything is started or written.
+_EMBEDDED_STAND_IN = "postgresql://authenticator@127.0.0.1:5432/postgres"
+_GENERATED_STAND_IN = "a development password generated at start, 64 chars"
+
+
+def check_configuration() -> None:
+    """Refuse a bad configuration before anything is started or written (no embedded cluster,
+    no password file): what the embedded default would fill in is checked as stand-ins."""
+    production = os.environ.get("BEVSESSION_ENV", "").strip().lower() == "production"
+    has_database = bool(os.environ.get("DATABASE_URL") or os.environ.get("SUPABASE_URL"))
+    has_password = bool(os.environ.get("SESSION_PASSWORD") or os.environ.get("SESSION_PASSWORDS"))
+    if production:
+        problems = []
+        if not has_database:
+            problems.append(
+                "production needs a configured database: set DATABASE_URL (or SUPABASE_URL and "
+                "the project's keys); the embedded PostgreSQL is for development only"
+            )
+        if not has_password:
+            problems.append(
+                "production refuses a generated session password: set SESSION_PASSWORD(S) to a "
+                "stable secret, or every restart logs everyone out"
+            )
+        if problems:
+            raise ConfigError("configuration refused: " + "; ".join(problems))
+    overrides: dict[str, object] = {}
+    if not has_database:
+        overrides |= {"database_url": _EMBEDDED_STAND_IN, "transport": "postgres"}
+    if not has_password:
+        overrides |= {"session_password": _GENERATED_STAND_IN, "password_generated": True}
+    load_settings(**overrides)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     workdir = Path.cwd()
     embedded = None
     try:
+        check_configuration()
         embedded = _prepare_environment(workdir)
         load_settings()  # refuse a bad configuration before any worker starts
     except (ConfigError, LocalPostgresError) as exc:

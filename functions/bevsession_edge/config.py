@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bevsession.cookies import CookieOptions
 from bevsession.supabase_keys import ENV as SUPABASE_ENV
 from bevsession.supabase_keys import SupabaseKeys
 
@@ -21,6 +22,7 @@ from .rates import parse_rate
 
 MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
 PASSWORD_ID = re.compile(r"^\w+$")
+HOST_PREFIX = "__Host-"
 
 Environment = Literal["development", "production"]
 TransportName = Literal["auto", "postgres", "supabase"]
@@ -79,7 +81,11 @@ class Settings(BaseSettings):
     # both (bevsession.session_policy); keep them equal.
     session_ttl: int = Field(86400, ge=120, validation_alias="SESSION_TTL")
     session_idle_timeout: int = Field(7200, ge=0, validation_alias="SESSION_IDLE_TIMEOUT")
+    # Secure unless turned off explicitly (plain-http development; production refuses that).
     cookie_secure: bool | None = Field(None, validation_alias="SESSION_COOKIE_SECURE")
+    # Without a domain, production names the cookie __Host-<name> (no sibling subdomain can set
+    # it); with one, the cookie is shared with its subdomains and keeps its plain name.
+    cookie_domain: str | None = Field(None, validation_alias="SESSION_COOKIE_DOMAIN")
 
     # Read cache (functions/bevsession_edge/read_cache.py): how long a worker answers repeated
     # reads of a cookie the database confirmed without asking again (0 = never: one RPC per
@@ -121,6 +127,13 @@ class Settings(BaseSettings):
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)  # a ValueError says what a rate looks like
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _cookie_domain(cls, value: str | None) -> str | None:
+        if value is not None:
+            CookieOptions(domain=value)  # the same rule the Set-Cookie writer applies
         return value
 
     @field_validator("cookie_name")
@@ -195,7 +208,17 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        return self.cookie_secure if self.cookie_secure is not None else self.is_production
+        """``Secure`` by default everywhere, as iron-session sets it (browsers accept it on
+        http://localhost); off only when ``SESSION_COOKIE_SECURE=false`` says so."""
+        return self.cookie_secure if self.cookie_secure is not None else True
+
+    @property
+    def session_cookie_name(self) -> str:
+        """The cookie's name on the wire: ``__Host-`` + the name in production without a
+        domain (the browser then refuses it from a sibling subdomain or without Secure)."""
+        if self.is_production and self.cookie_domain is None:
+            return HOST_PREFIX + self.cookie_name
+        return self.cookie_name
 
     @property
     def is_production(self) -> bool:

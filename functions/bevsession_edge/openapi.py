@@ -215,7 +215,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "sessionCookie": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": settings.cookie_name,
+                    "name": settings.session_cookie_name,
                     "description": "the sealed session (iron Fe26.2); optional: a request "
                     "without one, or with one that does not open, is a new visitor",
                 }
