@@ -107,7 +107,8 @@ class Server:
 
 
 def clean_env() -> dict[str, str]:
-    drop = ("DATABASE_URL", "SUPABASE_", "SESSION_", "BEVSESSION_", "HOST", "PORT")
+    drop = ("DATABASE_URL", "SUPABASE_", "SESSION_", "BEVSESSION_", "HOST", "PORT", "CLIENT_")
+    drop += ("TRUSTED_PROXY_HOPS",)
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
@@ -118,6 +119,9 @@ def start_ours(db: Database, workers: int, log: Path, *, read_cache: bool = True
         "SESSION_PASSWORD": PASSWORD,
         "BEVSESSION_TRANSPORT": "postgres",
         "BEVSESSION_LOG_LEVEL": "warning",
+        # wrk is one client address: the per-address limits (client_limits.py) would refuse it
+        "CLIENT_SESSION_RATE": "off",
+        "CLIENT_CHAT_RATE": "off",
     }
     if not read_cache:
         env["SESSION_READ_CACHE_SECONDS"] = "0"

@@ -235,7 +235,8 @@ SUPABASE_BASE = {"BEVSESSION_TRANSPORT": "supabase", "SUPABASE_URL": "http://127
           "SUPABASE_JWT_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----"},
          ["SUPABASE_JWT_SIGNING_KEY_ID"]),
         ({"SUPABASE_SERVICE_ROLE_KEY": "eyJhbGciOiJIUzI1NiJ9.e30.x"}, ["SUPABASE_JWT_SECRET"]),
-        ({}, ["SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"]),
+        # the worker needs no service key (least privilege): the missing key is the public one
+        ({}, ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_ANON_KEY"]),
     ],
     ids=["secret-key-without-signing-key", "no-publishable-broken-jwk", "pem-without-kid",
          "legacy-without-secret", "no-key-at-all"],

@@ -56,9 +56,11 @@ async def open_transport(settings: Settings) -> Transport:
             "supabase transport: %s keys, visitor tokens signed with %s", keys.generation,
             keys.signing_key.algorithm if keys.signing_key else "HS256 (the legacy JWT secret)",
         )  # fmt: skip
-        return SupabaseTransport.from_keys(settings.supabase_url, keys)
+        # no service key: the worker's own calls go as session_worker (a minted token)
+        return SupabaseTransport.from_keys(settings.supabase_url, keys, service=False)
     assert settings.database_url is not None
-    return await PostgresTransport.connect(settings.database_url.get_secret_value())
+    # session_visitor and session_worker only: no service_role pool in a worker
+    return await PostgresTransport.connect(settings.database_url.get_secret_value(), service=False)
 
 
 def create_app(

@@ -99,7 +99,7 @@ async def _admin_transport(database_url: str | None) -> Transport:
     url = os.environ.get("SUPABASE_URL")
     if not url:
         raise ValueError("set DATABASE_URL, or SUPABASE_URL and the project's keys")
-    keys = SupabaseKeys.from_env(os.environ)  # a ValueError names what is missing
+    keys = SupabaseKeys.from_env(os.environ, visitor=False)  # a ValueError names what is missing
     return SupabaseTransport.from_keys(url, keys)
 
 

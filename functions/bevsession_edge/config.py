@@ -186,7 +186,9 @@ class Settings(BaseSettings):
         return {}
 
     def supabase_keys(self) -> SupabaseKeys:
-        """The Supabase keys, resolved (a ValueError names what is missing or misplaced)."""
+        """The Supabase keys the edge worker needs, resolved (a ValueError names what is
+        missing or misplaced): the public key and a signing key (or the legacy JWT secret); the
+        service key is not needed (no admin call) and not used if given."""
 
         def text(value: SecretStr | str | None) -> str | None:
             return value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -199,7 +201,7 @@ class Settings(BaseSettings):
             SUPABASE_ENV["service_role_key"]: text(self.supabase_service_role_key),
             SUPABASE_ENV["anon_key"]: text(self.supabase_anon_key),
             SUPABASE_ENV["jwt_secret"]: text(self.supabase_jwt_secret),
-        })  # fmt: skip
+        }, service=False)  # fmt: skip
 
     def transport_name(self) -> Literal["postgres", "supabase"]:
         if self.transport != "auto":

@@ -23,7 +23,9 @@ select is((select relrowsecurity from pg_catalog.pg_class where oid = 'bevsessio
 select policies_are('bevsession', 'sessions', array[
     'Visitors can read their own session',
     'Visitors can start their own session',
-    'Visitors can update their own session'], 'sessions: read / start / update own, never delete');
+    'Visitors can update their own session',
+    'The edge worker can see every session''s liveness',
+    'The edge worker can touch live sessions'], 'sessions: read / start / update own, never delete');
 select col_type_is('bevsession', 'sessions', 'current_mode', 'bevsession.session_mode',
                    'sessions.current_mode is the session_mode enum');
 select col_type_is('bevsession', 'sessions', 'last_message', 'bevsession.message_content',
@@ -73,7 +75,8 @@ select throws_ok($$select 100001::bevsession.purge_batch$$, '23514',
 -- ---------------------------------------------------------------------------------------------
 select is((select relrowsecurity from pg_catalog.pg_class where oid = 'bevsession.session_policy'::regclass), true,
           'RLS is enabled on bevsession.session_policy');
-select policies_are('bevsession', 'session_policy', array['Session roles can read the session policy'],
+select policies_are('bevsession', 'session_policy', array['Session roles can read the session policy',
+                                                         'The edge worker can read the session policy'],
                     'session_policy: read only, for the session roles');
 select is((select count(*)::int from bevsession.session_policy), 1, 'the session policy is one row');
 select throws_ok($$insert into bevsession.session_policy (singleton) values (false)$$, '23514',

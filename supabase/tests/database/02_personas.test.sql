@@ -25,8 +25,9 @@ from unnest(array['user_personas', 'persona_signals']) as t;
 select policies_are('bevsession', 'user_personas', array[
     'Visitors can read their own persona',
     'Visitors can create the persona of their live session',
-    'Visitors can update their own persona',
-    'Visitors can delete their own persona'], 'user_personas: read / create / update / delete own');
+    'Visitors can update the persona of their live session',
+    'Visitors can delete their own persona',
+    'The edge worker can see when each persona changed'], 'user_personas: read / create / update / delete own');
 select policies_are('bevsession', 'persona_signals', array[
     'Visitors can read their own signals',
     'Visitors can record signals of their live session',
