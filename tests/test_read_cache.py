@@ -56,7 +56,8 @@ class Client:
         return body, (morsel.value if morsel else None), resp.headers.get("X-Session-Source")
 
     async def health(self) -> dict[str, Any]:
-        status, body, _ = await self.get("/healthz", None)
+        """The worker's counters (``/metrics``; ``/healthz`` only says it is up)."""
+        status, body, _ = await self.get("/metrics", None)
         assert status == 200
         return body
 

@@ -137,8 +137,8 @@ async def assert_down_behaviour(server: RunningServer, load: Load) -> None:
     """The database is certainly down now: what every kind of request gets."""
 
     async def flush_failed() -> bool:
-        health = await load.visitors[0].get("/healthz", keep=False)
-        return bool(health.json["readCache"]["flushFailures"] >= 1)
+        metrics = await load.visitors[0].get("/metrics", keep=False)
+        return bool(metrics.json["readCache"]["flushFailures"] >= 1)
 
     # Reads answered from the read cache go on until the worker's next batched touch fails
     # (within SESSION_TOUCH_FLUSH_SECONDS, 1 s): then every copy is dropped and reads come from

@@ -22,6 +22,13 @@ from bevsession.transports.supabase import SupabaseTransport
 from .client_limits import CLIENT_LIMITS, ClientLimits, client_limits_middleware
 from .config import Settings
 from .detection import KeywordSignalDetector, SignalDetector
+from .guards import (
+    ALLOWED_ORIGINS,
+    METRICS_TOKEN,
+    add_security_headers,
+    origin_guard,
+    parse_origins,
+)
 from .http_errors import json_errors
 from .keys import COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
@@ -73,7 +80,7 @@ def create_app(
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
     install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
-        middlewares=[json_errors, session_middleware, client_limits_middleware],
+        middlewares=[json_errors, origin_guard, session_middleware, client_limits_middleware],
         client_max_size=MAX_BODY_BYTES,
         handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
     )
@@ -89,6 +96,9 @@ def create_app(
     app[REPLIER] = replier or TemplateReplyGenerator()
     app[REJECTIONS] = Counter()
     app[REVOKED] = RevokedSessions(settings.session_ttl)
+    app[ALLOWED_ORIGINS] = parse_origins(settings.allowed_origins)
+    if settings.metrics_token is not None:
+        app[METRICS_TOKEN] = settings.metrics_token.get_secret_value()
     app[CLIENT_LIMITS] = ClientLimits(
         GcraLimiter(parse_rate(settings.client_session_rate)),
         GcraLimiter(parse_rate(settings.client_chat_rate)),
@@ -120,5 +130,6 @@ def create_app(
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(touch_flusher)  # after the database: stops (and flushes) first
     app.on_response_prepare.append(write_cookie)
+    app.on_response_prepare.append(add_security_headers)
     app.add_routes(routes)
     return app

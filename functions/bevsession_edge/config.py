@@ -18,6 +18,7 @@ from bevsession.cookies import CookieOptions
 from bevsession.supabase_keys import ENV as SUPABASE_ENV
 from bevsession.supabase_keys import SupabaseKeys
 
+from .guards import parse_origins
 from .rates import parse_rate
 
 MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
@@ -109,6 +110,10 @@ class Settings(BaseSettings):
     client_session_rate: str = Field("20/minute", validation_alias="CLIENT_SESSION_RATE")
     client_chat_rate: str = Field("60/minute", validation_alias="CLIENT_CHAT_RATE")
     trusted_proxy_hops: int = Field(0, ge=0, le=10, validation_alias="TRUSTED_PROXY_HOPS")
+    # Origins besides this server's own that may send state-changing /api/ requests (guards.py).
+    allowed_origins: str = Field("", validation_alias="ALLOWED_ORIGINS")
+    # GET /metrics: loopback peers only, or the bearer of this token when set.
+    metrics_token: SecretStr | None = Field(None, validation_alias="METRICS_TOKEN")
     client_address_header: str = Field(
         "X-Forwarded-For", pattern=r"^[A-Za-z0-9-]{1,64}$", validation_alias="CLIENT_ADDRESS_HEADER"
     )
@@ -121,6 +126,12 @@ class Settings(BaseSettings):
                 return json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError("SESSION_PASSWORDS must be a JSON object {id: password}") from exc
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # a ValueError names the item that is not an origin
         return value
 
     @field_validator("client_session_rate", "client_chat_rate")

@@ -81,8 +81,21 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     limit_max = settings.history_page_max
     errors = {
         "400": _error_response("invalid JSON or input"),
+        "429": _error_response(
+            "this client address started too many sessions (CLIENT_SESSION_RATE) or took too "
+            "many chat turns (CLIENT_CHAT_RATE); retry after Retry-After seconds",
+            retry_after=True,
+        ),
         "503": _error_response(
             "the database is unavailable; retry after Retry-After seconds", retry_after=True
+        ),
+    }
+    # state-changing routes: a browser's request from another origin is refused (guards.py)
+    writes = {
+        **errors,
+        "403": _error_response(
+            "forbidden_origin: Sec-Fetch-Site cross-site, or an Origin that is neither this "
+            "server's nor one of ALLOWED_ORIGINS"
         ),
     }
     return {
@@ -104,14 +117,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "delete": {
                     "summary": "Clear: revoke the session and delete the cookie",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("Cleared", "revoked"), **errors},
+                    "responses": {"200": _json("Cleared", "revoked"), **writes},
                 },
             },
             "/api/session/data": {
                 "delete": {
                     "summary": "Forget: erase the visitor's messages, signals and persona",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("Forgotten", "erased"), **errors},
+                    "responses": {"200": _json("Forgotten", "erased"), **writes},
                 }
             },
             "/api/chat": {
@@ -130,12 +143,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "200": _json("ChatResponse", "the assistant's reply"),
                         "413": _error_response("body too large"),
                         "415": _error_response("not application/json"),
+                        **writes,
                         "429": _error_response(
-                            "this session's chat rate limit is used up; retry after "
+                            "this session's chat rate limit is used up, or this client "
+                            "address's (CLIENT_SESSION_RATE, CLIENT_CHAT_RATE); retry after "
                             "Retry-After seconds",
                             retry_after=True,
                         ),
-                        **errors,
                     },
                 }
             },
@@ -176,6 +190,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "The process is up",
                     "responses": {"200": _json("Status", "up")},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "This worker's counters (loopback, or Bearer METRICS_TOKEN)",
+                    "responses": {
+                        "200": _json("Metrics", "counters since start"),
+                        "403": _error_response("not loopback and no METRICS_TOKEN bearer"),
+                    },
                 }
             },
             "/readyz": {
@@ -333,8 +356,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Status": {
                     "type": "object",
                     "required": ["status"],
+                    "properties": {"status": {"type": "string"}},
+                },
+                "Metrics": {
+                    "type": "object",
+                    "required": ["cookieRejections"],
                     "properties": {
-                        "status": {"type": "string"},
                         "cookieRejections": {
                             "type": "object",
                             "description": "refused cookies since start, by reason",

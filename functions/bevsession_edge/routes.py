@@ -26,6 +26,7 @@ from bevsession.errors import (
 )
 from bevsession.models import PersonaScores, SessionData
 
+from .guards import metrics_allowed
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, drop_session, forget_cached, revoke_here, session_of
@@ -312,11 +313,19 @@ async def forget_session(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    """The process is up; also how many cookies were refused since start, by reason, and what
-    this worker's read cache did (hits, misses, batched touches, stale copies dropped)."""
+async def healthz(_: web.Request) -> web.Response:
+    """The process is up (the counters are at /metrics)."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """How many cookies were refused since start, by reason, and what this worker's read cache
+    did (hits, misses, batched touches, stale copies dropped): loopback or METRICS_TOKEN only."""
+    if not metrics_allowed(request):
+        raise ApiError(403, "forbidden", "metrics are for loopback or the METRICS_TOKEN bearer")
     rejections = dict(sorted(request.app[REJECTIONS].items()))
-    body: dict[str, Any] = {"status": "ok", "cookieRejections": rejections}
+    body: dict[str, Any] = {"cookieRejections": rejections}
     cache = read_cache_of(request.app)
     if cache is not None:
         body["readCache"] = cache.snapshot()
