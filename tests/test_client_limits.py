@@ -9,6 +9,8 @@ sessions (``CLIENT_SESSION_RATE``, 20/minute by default): the rest are 429 with
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 import pytest
 
@@ -31,6 +33,7 @@ async def test_a_cookieless_chat_flood_stops_at_the_address_allowance(
     server = await server_factory(env=defaults)  # the test servers turn them off otherwise
     assert len(MESSAGE[:3900]) == 3900
     statuses = []
+    started = time.monotonic()
     for _ in range(40):
         reply = await Visitor(http, server).post("/api/chat", {"message": MESSAGE[:3900]})
         statuses.append(reply.status)
@@ -38,10 +41,14 @@ async def test_a_cookieless_chat_flood_stops_at_the_address_allowance(
             assert reply.json["error"]["code"] == "rate_limited"
             assert int(reply.headers["Retry-After"]) >= 1
             assert reply.session_cookie() is None, "a refused newcomer gets no cookie"
-    assert statuses.count(200) == 20 and statuses.count(429) == 20, statuses
+    # a burst of 20, then one new session per 3 s: on a loaded machine the loop may take long
+    # enough for one or two more
+    refilled = int((time.monotonic() - started) // 3)
+    passed = statuses.count(200)
+    assert 20 <= passed <= 20 + refilled and statuses.count(429) == 40 - passed, statuses
     sessions = await db_fetch(server, "select count(*) as n from bevsession.sessions")
     messages = await db_fetch(server, "select count(*) as n from bevsession.conversation_history")
-    assert (sessions[0]["n"], messages[0]["n"]) == (20, 40), "refused turns store nothing"
+    assert (sessions[0]["n"], messages[0]["n"]) == (passed, 2 * passed), "refused: nothing stored"
 
 
 async def test_new_sessions_are_limited_but_a_known_visitor_goes_on(

@@ -69,15 +69,19 @@ async def test_revocation_reaches_the_other_worker_within_the_bound(
         cleared_at = time.monotonic()
         visitor.server = a
         while True:
+            sent_at = time.monotonic()
             reply = await visitor.get("/api/session", cookie=old, keep=False)
             assert reply.status == 200, reply
             if reply.json["sessionId"] != sid:
                 break
-            assert time.monotonic() - cleared_at < BOUND + SLACK, "A answered past the bound"
+            # a request that left after the bound must be refused, however slow its answer
+            late = sent_at - cleared_at
+            assert late < BOUND, f"A answered a request sent {late:.2f} s after the clear"
             await asyncio.sleep(0.05)
-        delays.append(time.monotonic() - cleared_at)
+        delays.append(sent_at - cleared_at)
     print(f"revocation on B refused by A after {', '.join(f'{d:.2f}' for d in delays)} s")
-    assert max(delays) < BOUND + SLACK, delays
+    # (every old answer was to a request sent within the bound, asserted above; the delays are
+    # the send times of the first refused requests, as the README reports them)
 
 
 async def test_a_forget_on_one_worker_erases_what_the_other_serves(
