@@ -35,7 +35,7 @@ VISITOR_ROLE = "session_visitor"
 # The chat-turn rate limit (bevsession.take_chat_turn, in begin_chat_turn) would refuse a
 # benchmark's turns; a limit no run can reach keeps its bookkeeping in every turn without ever
 # refusing one.
-RATE_LIMIT_SETTING = ("bevsession.chat_rate_limit", "999999/s")
+RATE_LIMIT = "999999/s"  # bevsession.chat_rate_policy (only service_role and the owner write it)
 
 
 class MissingTool(RuntimeError):
@@ -276,8 +276,13 @@ class Cluster:
         conn = await asyncpg.connect(self.pg.dsn())
         try:
             await conn.execute(f'create database "{name}" template "{TEMPLATE}"')
-            key, value = RATE_LIMIT_SETTING
-            await conn.execute(f"alter database \"{name}\" set {key} = '{value}'")
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(self.pg.dsn(name))
+        try:
+            await conn.execute(
+                "update bevsession.chat_rate_policy set chat_rate_limit = $1", RATE_LIMIT
+            )
         finally:
             await conn.close()
         return Database(self.pg, name)

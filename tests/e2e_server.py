@@ -61,6 +61,7 @@ _CONFIG_VARS = {
     "SESSION_COOKIE_NAME",
     "SESSION_TTL",
     "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_DOMAIN",
     "SUPABASE_URL",
     "SUPABASE_ANON_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
@@ -72,6 +73,10 @@ _CONFIG_VARS = {
     "SUPABASE_JWKS",
     "MAX_MESSAGE_CHARS",
     "HISTORY_PAGE_MAX",
+    "CLIENT_SESSION_RATE",
+    "CLIENT_CHAT_RATE",
+    "TRUSTED_PROXY_HOPS",
+    "CLIENT_ADDRESS_HEADER",
     "HOST",
     "PORT",
     "http_proxy",
@@ -303,7 +308,13 @@ async def server_pool(
     ) -> RunningServer:
         """``env`` is added to a clean environment; ``database=False`` leaves DATABASE_URL out,
         ``password=None`` leaves SESSION_PASSWORD out (e.g. to give SESSION_PASSWORDS)."""
-        base: dict[str, str] = {"BEVSESSION_ENV": "development"}
+        # Every test's traffic comes from 127.0.0.1, so the per-address limits (client_limits.py)
+        # would count a whole module's visitors as one client: off unless a test sets them.
+        base: dict[str, str] = {
+            "BEVSESSION_ENV": "development",
+            "CLIENT_SESSION_RATE": "off",
+            "CLIENT_CHAT_RATE": "off",
+        }
         db_name = admin_dsn = None
         if database:
             db_name = await create_database(pg, template_db)

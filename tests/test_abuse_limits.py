@@ -42,16 +42,21 @@ DAY = timedelta(days=1)
 
 
 @contextlib.asynccontextmanager
-async def database(pg: LocalPostgres, template_db: str, **settings: str) -> AsyncIterator[str]:
-    """A fresh migrated database with ``alter database … set`` settings (before anyone connects)."""
+async def database(
+    pg: LocalPostgres, template_db: str, *, chat_rate_limit: str | None = None
+) -> AsyncIterator[str]:
+    """A fresh migrated database, with its chat rate limit set (bevsession.chat_rate_policy, the
+    row only service_role and the owner may change) before anyone connects."""
     from conftest import create_database, drop_database
 
     name = await create_database(pg, template_db)
     try:
-        admin = await asyncpg.connect(pg.dsn())
+        admin = await asyncpg.connect(pg.dsn(name))
         try:
-            for key, value in settings.items():
-                await admin.execute(f"alter database \"{name}\" set {key} = '{value}'")
+            if chat_rate_limit is not None:
+                await admin.execute(
+                    "update bevsession.chat_rate_policy set chat_rate_limit = $1", chat_rate_limit
+                )
         finally:
             await admin.close()
         yield name
@@ -70,7 +75,7 @@ async def test_the_rate_limit_is_rate_limited_on_both_transports(
     pg: LocalPostgres, template_db: str, keys: Keys, kind: str
 ) -> None:
     async with (
-        database(pg, template_db, **{"bevsession.chat_rate_limit": "3/minute"}) as name,
+        database(pg, template_db, chat_rate_limit="3/minute") as name,
         open_transport(kind, pg, name, keys) as transport,
     ):
         service = SessionService(transport)
@@ -93,7 +98,7 @@ async def test_the_rate_limit_is_rate_limited_on_both_transports(
 
 async def test_the_limit_is_shared_by_concurrent_calls(pg: LocalPostgres, template_db: str) -> None:
     """Ten turns of one session at once from ten connections: exactly the allowance passes."""
-    async with database(pg, template_db, **{"bevsession.chat_rate_limit": "4/minute"}) as name:
+    async with database(pg, template_db, chat_rate_limit="4/minute") as name:
         dsn = pg.dsn(name, user="authenticator")
         transports = [await PostgresTransport.connect(dsn, max_size=5) for _ in range(2)]
         try:
@@ -115,7 +120,7 @@ async def test_the_limit_is_shared_by_concurrent_calls(pg: LocalPostgres, templa
 async def test_http_429_with_retry_after_shared_by_two_workers(
     pg: LocalPostgres, template_db: str, server_factory: StartServer
 ) -> None:
-    async with database(pg, template_db, **{"bevsession.chat_rate_limit": "3/minute"}) as name:
+    async with database(pg, template_db, chat_rate_limit="3/minute") as name:
         server = await server_factory(
             env={"DATABASE_URL": pg.dsn(name, user="authenticator")}, database=False,
             args=["--workers", "2"],
@@ -370,8 +375,8 @@ async def test_purge_command_with_a_short_ttl_accepts_one_day(
     assert report == {
         "older_than_days": 1,
         "calls": 1,
-        "deleted": {"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0,
-                    "signals": 0},
+        "deleted": {"idle_sessions": 0, "revoked_sessions": 0, "expired_sessions": 0,
+                    "personas": 0, "messages": 0, "signals": 0},
     }  # fmt: skip
 
 

@@ -235,7 +235,8 @@ SUPABASE_BASE = {"BEVSESSION_TRANSPORT": "supabase", "SUPABASE_URL": "http://127
           "SUPABASE_JWT_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----"},
          ["SUPABASE_JWT_SIGNING_KEY_ID"]),
         ({"SUPABASE_SERVICE_ROLE_KEY": "eyJhbGciOiJIUzI1NiJ9.e30.x"}, ["SUPABASE_JWT_SECRET"]),
-        ({}, ["SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"]),
+        # the worker needs no service key (least privilege): the missing key is the public one
+        ({}, ["SUPABASE_PUBLISHABLE_KEY", "SUPABASE_ANON_KEY"]),
     ],
     ids=["secret-key-without-signing-key", "no-publishable-broken-jwk", "pem-without-kid",
          "legacy-without-secret", "no-key-at-all"],
@@ -268,7 +269,60 @@ def test_a_refused_start_leaves_no_embedded_database_running(workdir: Path) -> N
     assert_no_cluster_running(workdir)
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"BEVSESSION_ENV": "production", "SESSION_PASSWORD": PASSWORD}, ["DATABASE_URL"]),
+        ({"BEVSESSION_ENV": "production"}, ["DATABASE_URL", "generated"]),
+        ({"SESSION_PASSWORD": "short"}, ["32"]),
+        ({"SESSION_COOKIE_DOMAIN": "not a domain!"}, ["domain"]),
+        ({"CLIENT_SESSION_RATE": "fast"}, ["rate"]),
+    ],
+    ids=["prod-no-database", "prod-nothing", "dev-short-password", "bad-domain", "bad-rate"],
+)
+def test_a_bad_configuration_is_refused_before_anything_is_started_or_written(
+    workdir: Path, env: dict[str, str], expected: list[str]
+) -> None:
+    """No DATABASE_URL: the embedded default would start; the refusal must come first — no
+    cluster, no password file, nothing under the working directory."""
+    proc = bevsession(
+        "serve", "--host", "127.0.0.1", "--port", str(free_port()),
+        env=clean_env(**env), cwd=workdir, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    for word in expected:
+        assert word.lower() in proc.stderr.lower(), (word, proc.stderr)
+    assert not (workdir / ".bevsession").exists(), "something was started or written first"
+    assert "Traceback" not in proc.stderr
+
+
 # --- serve: the embedded zero-configuration default ----------------------------------------------
+async def test_the_embedded_cluster_asks_every_connection_for_a_password(
+    workdir: Path, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    server = await launch(
+        clean_env(), tmp_path, cwd=workdir, ready_path="/api/session", ready_timeout=60
+    )
+    try:
+        data = _embedded_dir(workdir) / "data"
+        port = int((data / "postmaster.pid").read_text().splitlines()[3])
+        for user in ("postgres", "authenticator"):
+            with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError):
+                await asyncpg.connect(f"postgresql://{user}@127.0.0.1:{port}/postgres")
+        secret = (workdir / ".bevsession" / "postgres-superuser-password").read_text().strip()
+        assert (
+            stat.S_IMODE((workdir / ".bevsession" / "postgres-superuser-password").stat().st_mode)
+            == 0o600
+        )
+        conn = await asyncpg.connect(f"postgresql://postgres:{secret}@127.0.0.1:{port}/postgres")
+        await conn.close()
+        assert secret not in server.log_text()
+        assert (await Visitor(http, server).get("/api/session")).status == 200
+    finally:
+        assert server.stop() == 0, server.log_text()[-3000:]
+    assert_no_cluster_running(workdir)
+
+
 async def test_serve_with_nothing_configured_runs_the_embedded_default_and_keeps_data(
     workdir: Path,
     tmp_path: Path,

@@ -140,7 +140,7 @@ async def test_first_visit_creates_a_session_and_the_cookie(
     assert cookie.attributes.get("samesite") == "Lax", cookie.raw
     assert cookie.attributes.get("path") == "/", cookie.raw
     assert cookie.attributes.get("max-age") == "86340", cookie.raw
-    assert "secure" not in cookie.attributes, f"no Secure in development: {cookie.raw}"
+    assert cookie.attributes.get("secure") is True, f"Secure by default, also here: {cookie.raw}"
     assert "domain" not in cookie.attributes, cookie.raw
     assert len(cookie.raw) <= 4096
     assert cookie.value.startswith("Fe26.2*1*") and cookie.value.endswith("~2"), cookie.value
@@ -167,7 +167,7 @@ async def test_the_set_cookie_header_is_exactly_the_one_iron_session_sends(
     reply = await visitor.get("/api/session")
     cookie = reply.session_cookie()
     assert cookie is not None, reply
-    expected = set_cookie_header(cookie.value, CookieOptions(name=COOKIE_NAME, secure=False))
+    expected = set_cookie_header(cookie.value, CookieOptions(name=COOKIE_NAME, secure=True))
     assert cookie.raw == expected
 
 
@@ -666,12 +666,39 @@ async def test_production_cookies_are_secure(
     server_factory: StartServer, http: aiohttp.ClientSession
 ) -> None:
     server = await server_factory(env={"BEVSESSION_ENV": "production"})
-    reply = await Visitor(http, server).get("/api/session")
+    host_name = "__Host-" + COOKIE_NAME  # no domain configured: no sibling subdomain can set it
+    visitor = Visitor(http, server, cookie_name=host_name)
+    reply = await visitor.get("/api/session")
     assert reply.status == 200, reply
-    cookie = reply.session_cookie()
+    assert reply.session_cookie(COOKIE_NAME) is None, reply
+    cookie = reply.session_cookie(host_name)
     assert cookie is not None and cookie.attributes.get("secure") is True, reply
-    assert cookie.raw == set_cookie_header(cookie.value, CookieOptions(name=COOKIE_NAME))
+    assert cookie.attributes.get("path") == "/" and "domain" not in cookie.attributes, cookie.raw
+    assert cookie.raw == set_cookie_header(cookie.value, CookieOptions(name=host_name))
+    again = await visitor.get("/api/session")
+    assert again.json["sessionId"] == reply.json["sessionId"], "the __Host- cookie is read back"
     assert_error(await Visitor(http, server).get("/nope"), 404, "not_found")
+
+
+async def test_production_with_a_domain_keeps_the_plain_name(
+    server_factory: StartServer, http: aiohttp.ClientSession
+) -> None:
+    server = await server_factory(
+        env={"BEVSESSION_ENV": "production", "SESSION_COOKIE_DOMAIN": "example.com"}
+    )
+    reply = await Visitor(http, server).get("/api/session")
+    cookie = reply.session_cookie(COOKIE_NAME)
+    assert cookie is not None, reply
+    assert cookie.attributes.get("domain") == "example.com", cookie.raw
+    assert cookie.attributes.get("secure") is True, cookie.raw
+
+
+async def test_plain_http_development_opts_out_of_secure_explicitly(
+    server_factory: StartServer, http: aiohttp.ClientSession
+) -> None:
+    server = await server_factory(env={"SESSION_COOKIE_SECURE": "false"})
+    cookie = (await Visitor(http, server).get("/api/session")).session_cookie()
+    assert cookie is not None and "secure" not in cookie.attributes, cookie
 
 
 # --- routes without a session ---------------------------------------------------------------------
@@ -696,7 +723,9 @@ async def test_public_routes_never_set_a_cookie_or_create_a_session(
 
     health = await visitor.get("/healthz", cookie=cookie, keep=False)
     assert health.status == 200 and health.json["status"] == "ok", health
-    assert set(health.json) == {"status", "cookieRejections", "readCache"}, health
+    assert health.json == {"status": "ok"}, "healthy or not: the counters are at /metrics"
+    metrics = await visitor.get("/metrics", cookie=cookie, keep=False)
+    assert set(metrics.json) == {"cookieRejections", "readCache"}, metrics
     ready = await visitor.get("/readyz", cookie=cookie, keep=False)
     assert ready.status == 200 and ready.json == {"status": "ready"}, ready
     page = await visitor.get("/", cookie=cookie, keep=False)

@@ -134,10 +134,10 @@ async def test_the_set_and_delete_headers_are_iron_sessions(
     ours = created.session_cookie()
     assert ours is not None
     node_save, node_destroy = iron([
+        # iron-session's own default cookie options (Secure), as this server's default
         {"op": "save", "data": {"user": {"sessionId": "x"}}, "password": PASSWORD,
-         "cookieName": COOKIE_NAME, "ttl": TTL, "secure": False},
-        {"op": "destroy", "password": PASSWORD, "cookieName": COOKIE_NAME, "ttl": TTL,
-         "secure": False},
+         "cookieName": COOKIE_NAME, "ttl": TTL},
+        {"op": "destroy", "password": PASSWORD, "cookieName": COOKIE_NAME, "ttl": TTL},
     ])  # fmt: skip
     theirs = SetCookie.parse(single(ok(node_save)))
     assert ours.raw.replace(ours.value, "<seal>") == theirs.raw.replace(theirs.value, "<seal>")

@@ -61,8 +61,8 @@ async def test_migrate_applies_everything_then_nothing(fresh_dsn: str) -> None:
             "select tablename from pg_tables where schemaname = 'bevsession' order by 1"
         )
         assert [t["tablename"] for t in tables] == [
-            "conversation_history", "persona_signals", "seal_keys", "session_policy", "sessions",
-            "user_personas",
+            "chat_rate_policy", "conversation_history", "persona_signals", "seal_keys",
+            "session_policy", "sessions", "user_personas",
         ]  # fmt: skip
     finally:
         await conn.close()

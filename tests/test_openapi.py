@@ -378,7 +378,7 @@ async def test_every_documented_route_answers_as_documented(
     )
     assert refused.status == 401 and "WWW-Authenticate" in refused.headers
 
-    for path in ("/healthz", "/readyz", "/", "/openapi.json"):
+    for path in ("/healthz", "/readyz", "/", "/openapi.json", "/metrics"):  # (a loopback peer)
         assert (await call(Visitor(http, module_server), "GET", path)).status == 200
 
     # the documented errors, as really sent

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bevsession.local_postgres import LocalPostgres
 from bevsession.service import SessionService
+from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
 from bevsession_edge.app import create_app
 from bevsession_edge.config import load_settings
@@ -30,7 +31,7 @@ from bevsession_edge.middleware import session_of
 from bevsession_edge.read_cache import ReadCache, seal_expiration_ms
 from bevsession_edge.session_cookie import new_user
 from conftest import create_database, drop_database
-from e2e_server import PASSWORD
+from e2e_server import PASSWORD, free_port
 
 COOKIE = "bevgenie_session"
 FLUSH = 0.1  # seconds: short, so a test waits for a flush in well under a second
@@ -55,7 +56,8 @@ class Client:
         return body, (morsel.value if morsel else None), resp.headers.get("X-Session-Source")
 
     async def health(self) -> dict[str, Any]:
-        status, body, _ = await self.get("/healthz", None)
+        """The worker's counters (``/metrics``; ``/healthz`` only says it is up)."""
+        status, body, _ = await self.get("/metrics", None)
         assert status == 200
         return body
 
@@ -375,3 +377,107 @@ async def test_a_failed_flush_drops_every_copy_and_keeps_the_reads(pg: LocalPost
     finally:
         await transport.close()
         await drop_database(pg, name)
+
+
+# --- revocation holds: every copy re-checked, none served unchecked ----------------------------
+async def test_an_unread_copy_is_rechecked_and_dropped_when_revoked_elsewhere(
+    client: Client, service: SessionService
+) -> None:
+    """Nobody reads the copy after the clear: the flush re-checks it all the same."""
+    sid, cookie = await settled_cookie(client)
+    await service.clear_session(sid)  # another worker, or an admin
+
+    async def dropped() -> bool:
+        stats = (await client.health())["readCache"]
+        return bool(stats["entries"] == 0 and stats["stale"] >= 1)
+
+    assert await until(dropped, limit=2.0), (await client.health())["readCache"]
+    body, new_cookie, source = await client.session(cookie)
+    assert body["sessionId"] != sid and new_cookie is not None and source is None
+
+
+def test_a_copy_not_rechecked_lately_is_not_answered() -> None:
+    cache = ReadCache(max_age=60, max_entries=10, validity=0.05)
+    user = new_user()
+    cache.confirm("seal", user, seen_ms=1)
+    assert cache.lookup("seal") is not None
+    time.sleep(0.08)  # no flush came: the copy lapses rather than being served unchecked
+    assert cache.lookup("seal") is None
+    assert cache.stats["lapsed"] == 1
+
+
+def test_a_copy_counts_as_checked_from_when_its_request_began() -> None:
+    cache = ReadCache(max_age=60, max_entries=10, validity=1.0)
+    cache.confirm("seal", new_user(), seen_ms=1, checked_at=time.monotonic() - 2.0)
+    assert cache.lookup("seal") is None, "a request that began 2 s ago vouches for no more"
+
+
+def test_a_session_revoked_here_is_never_confirmed_again() -> None:
+    """A GET whose get_session ran before a clear may confirm after it: the copy stays out."""
+    cache = ReadCache(max_age=60, max_entries=10)
+    user = new_user()
+    cache.confirm("old", user, seen_ms=1)
+    cache.revoke(user.sessionId)
+    cache.confirm("late", user, seen_ms=1)  # the in-flight request ends after the clear
+    assert cache.lookup("old") is None and cache.lookup("late") is None
+    assert user.sessionId in cache.revoked
+
+
+class Switchable(Transport):
+    """The app's transport, switched to one whose server is gone (nothing listens on its port)."""
+
+    name = "switchable"
+
+    def __init__(self, target: Transport) -> None:
+        self.target = target
+
+    async def call(self, fn: str, args: Any, *, identity: Any) -> Any:
+        return await self.target.call(fn, args, identity=identity)
+
+    async def ping(self) -> None:
+        await self.target.ping()
+
+    async def close(self) -> None:
+        await self.target.close()
+
+
+async def test_a_session_cleared_here_is_refused_while_the_database_is_down(
+    pg: LocalPostgres, db_name: str
+) -> None:
+    settings = load_settings(
+        session_password=PASSWORD,
+        database_url=pg.dsn(db_name, user="authenticator"),
+        session_touch_flush_seconds=FLUSH,
+    )
+    real = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
+    gone = PostgresTransport(f"postgresql://authenticator@127.0.0.1:{free_port()}/x", min_size=0,
+                             connect_timeout=1.0)  # fmt: skip
+    await gone.start()
+    switch = Switchable(real)
+    app = create_app(settings, transport=switch)
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1"),
+                              cookie_jar=aiohttp.DummyCookieJar()) as http:  # fmt: skip
+            client = Client(http)
+            kept_sid, kept = await settled_cookie(client)
+            cleared_sid, cleared = await settled_cookie(client)
+            forgotten_sid, forgotten = await settled_cookie(client)
+            for path, cookie in (("/api/session", cleared), ("/api/session/data", forgotten)):
+                async with http.delete(path, headers={"Cookie": f"{COOKIE}={cookie}"}) as resp:
+                    assert resp.status == 200
+            switch.target = gone  # the database goes away
+
+            async def cookie_only() -> bool:  # the first failed flush drops every copy
+                _, _, source = await client.session(kept)
+                return source == "cookie"
+
+            assert await until(cookie_only, limit=3.0), "a known visitor is read from the cookie"
+            for sid, cookie in ((cleared_sid, cleared), (forgotten_sid, forgotten)):
+                status, body, resp = await client.get("/api/session", cookie)
+                assert status == 503, (status, body)  # a new visitor while the database is away
+                assert resp.headers.get("X-Session-Source") is None
+                assert sid not in str(body)
+            assert kept_sid != cleared_sid
+    finally:
+        await real.close()
+        await gone.close()

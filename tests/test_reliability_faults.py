@@ -60,10 +60,10 @@ async def fault_template(fault_pg: LocalPostgres) -> str:
 @pytest.fixture
 async def fault_db(fault_pg: LocalPostgres, fault_template: str) -> AsyncIterator[str]:
     name = await create_database(fault_pg, fault_template)
-    admin = await asyncpg.connect(fault_pg.dsn())
+    admin = await asyncpg.connect(fault_pg.dsn(name))
     try:
         # This test is about faults, not abuse: the load would trip the chat rate limit.
-        await admin.execute(f"alter database \"{name}\" set bevsession.chat_rate_limit = 'off'")
+        await admin.execute("update bevsession.chat_rate_policy set chat_rate_limit = 'off'")
     finally:
         await admin.close()
     yield name
@@ -137,8 +137,8 @@ async def assert_down_behaviour(server: RunningServer, load: Load) -> None:
     """The database is certainly down now: what every kind of request gets."""
 
     async def flush_failed() -> bool:
-        health = await load.visitors[0].get("/healthz", keep=False)
-        return bool(health.json["readCache"]["flushFailures"] >= 1)
+        metrics = await load.visitors[0].get("/metrics", keep=False)
+        return bool(metrics.json["readCache"]["flushFailures"] >= 1)
 
     # Reads answered from the read cache go on until the worker's next batched touch fails
     # (within SESSION_TOUCH_FLUSH_SECONDS, 1 s): then every copy is dropped and reads come from

@@ -107,7 +107,7 @@ async def own_cluster() -> AsyncIterator[LocalPostgres]:
         admin = await asyncpg.connect(cluster.dsn())
         try:
             await admin.execute(
-                "alter database postgres set bevsession.chat_rate_limit = '2/minute'"
+                "update bevsession.chat_rate_policy set chat_rate_limit = '2/minute'"
             )
         finally:
             await admin.close()
@@ -160,11 +160,9 @@ async def endpoint_db(pg: LocalPostgres, template_db: str) -> AsyncIterator[str]
     from conftest import create_database, drop_database
 
     name = await create_database(pg, template_db)
-    admin = await asyncpg.connect(pg.dsn())
+    admin = await asyncpg.connect(pg.dsn(name))
     try:
-        await admin.execute(
-            f"alter database \"{name}\" set bevsession.chat_rate_limit = '2/minute'"
-        )
+        await admin.execute("update bevsession.chat_rate_policy set chat_rate_limit = '2/minute'")
     finally:
         await admin.close()
     try:

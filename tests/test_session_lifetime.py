@@ -156,7 +156,7 @@ async def get_session(
 
 
 async def rejections(client: TestClient[Any, Any]) -> dict[str, int]:
-    async with client.get("/healthz") as resp:
+    async with client.get("/metrics") as resp:
         body: dict[str, int] = (await resp.json())["cookieRejections"]
         return body
 

@@ -260,9 +260,7 @@ def test_legacy_pieces_are_named_too() -> None:
             SupabaseKeys.from_env(env)
     with pytest.raises(ValueError, match="at least 32"):
         SupabaseKeys.from_env({**legacy_env(), "SUPABASE_JWT_SECRET": "short"})
-    assert (
-        SupabaseKeys.from_env(  # no anon key: legacy visitor calls use the service key
+    with pytest.raises(ValueError, match="SUPABASE_ANON_KEY"):
+        SupabaseKeys.from_env(  # no anon key: visitor calls never carry the service key instead
             {k: v for k, v in legacy_env().items() if k != "SUPABASE_ANON_KEY"}
-        ).public_key
-        is None
-    )
+        )

@@ -24,7 +24,7 @@ from bevsession.errors import NoSessionIdentity, PermissionDenied
 from bevsession.local_postgres import LocalPostgres
 from bevsession.supabase_keys import SigningKey
 from bevsession.tokens import Claims, TokenMinter
-from bevsession.transports.base import Service, Visitor
+from bevsession.transports.base import Service, Visitor, Worker
 from bevsession.transports.supabase import SupabaseTransport
 from postgrest_endpoint import RunningEndpoint, run_endpoint
 from rpc_fixtures import SUPABASE_KINDS, Keys, endpoint_config
@@ -156,14 +156,22 @@ async def _check_current_headers(endpoint: RunningEndpoint, keys: Keys, kind: st
             snap = await t.call("get_session", {}, identity=Visitor(me))
             assert snap["session"]["session_id"] == str(me)
             await t.call("admin_session_stats", {}, identity=Service())
+            await t.call("validate_sessions", {"session_ids": [], "seen_ms": []},
+                         identity=Worker())  # fmt: skip
             await t.ping()
         finally:
             await t.close()
-        (visitor_key, bearer), (service_key, none), (ping_key, no_auth) = sent[-3:]
-        assert (visitor_key, service_key, ping_key) == (
-            keys.publishable_key, keys.secret_key, keys.secret_key
+        (visitor_key, bearer), (service_key, none), (worker_key, worker_bearer), (
+            ping_key, ping_bearer) = sent[-4:]  # fmt: skip
+        # the secret key goes out for the admin call only: the worker's own calls and the ping
+        # carry the publishable key and a session_worker token
+        assert (visitor_key, service_key, worker_key, ping_key) == (
+            keys.publishable_key, keys.secret_key, keys.publishable_key, keys.publishable_key
         )  # fmt: skip
-        assert none is None and no_auth is None
+        assert none is None
+        for auth in (worker_bearer, ping_bearer):
+            assert auth is not None and auth.startswith("Bearer ")
+            assert signing_key.verify(auth.removeprefix("Bearer "))["role"] == "session_worker"
         assert bearer is not None and bearer.startswith("Bearer ")
         token = bearer.removeprefix("Bearer ")
         header = jwt.get_unverified_header(token)

@@ -19,14 +19,24 @@ from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
 from bevsession.transports.supabase import SupabaseTransport
 
+from .client_limits import CLIENT_LIMITS, ClientLimits, client_limits_middleware
 from .config import Settings
 from .detection import KeywordSignalDetector, SignalDetector
+from .guards import (
+    ALLOWED_ORIGINS,
+    METRICS_TOKEN,
+    add_security_headers,
+    origin_guard,
+    parse_origins,
+)
 from .http_errors import json_errors
 from .keys import ACCOUNTS, COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
 from .protocol import install as install_protocol_errors
+from .rates import GcraLimiter, parse_rate
 from .read_cache import READ_CACHE, ReadCache, touch_flusher
 from .replies import ReplyGenerator, TemplateReplyGenerator
+from .revocations import REVOKED, RevokedSessions
 from .routes import routes
 from .startup import run_startup_checks
 
@@ -39,6 +49,9 @@ MAX_BODY_BYTES = 64 * 1024
 # The request line keeps aiohttp's 8190 (``max_line_size``). Set through ``handler_args`` so
 # every way of serving the app (``bevsession serve``, an AppRunner of your own) gets it.
 MAX_HEADER_FIELD_BYTES = MAX_COOKIE_HEADER
+# A cached copy is answered only while the database checked it within this many flush
+# intervals: one interval, plus as much again for the flush itself to come back.
+READ_CACHE_VALIDITY_FLUSHES = 2
 
 
 async def open_transport(settings: Settings) -> Transport:
@@ -50,9 +63,11 @@ async def open_transport(settings: Settings) -> Transport:
             "supabase transport: %s keys, visitor tokens signed with %s", keys.generation,
             keys.signing_key.algorithm if keys.signing_key else "HS256 (the legacy JWT secret)",
         )  # fmt: skip
-        return SupabaseTransport.from_keys(settings.supabase_url, keys)
+        # no service key: the worker's own calls go as session_worker (a minted token)
+        return SupabaseTransport.from_keys(settings.supabase_url, keys, service=False)
     assert settings.database_url is not None
-    return await PostgresTransport.connect(settings.database_url.get_secret_value())
+    # session_visitor and session_worker only: no service_role pool in a worker
+    return await PostgresTransport.connect(settings.database_url.get_secret_value(), service=False)
 
 
 def create_app(
@@ -65,21 +80,37 @@ def create_app(
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
     install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
-        middlewares=[json_errors, session_middleware],
+        middlewares=[json_errors, origin_guard, session_middleware, client_limits_middleware],
         client_max_size=MAX_BODY_BYTES,
         handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
     )
     app[SETTINGS] = settings
     app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)
     app[COOKIE] = CookieOptions(
-        name=settings.cookie_name, ttl=settings.session_ttl, secure=settings.secure_cookies
+        name=settings.session_cookie_name,
+        ttl=settings.session_ttl,
+        secure=settings.secure_cookies,
+        domain=settings.cookie_domain,
     )
     app[DETECTOR] = detector or KeywordSignalDetector()
     app[REPLIER] = replier or TemplateReplyGenerator()
     app[REJECTIONS] = Counter()
+    app[REVOKED] = RevokedSessions(settings.session_ttl)
+    app[ALLOWED_ORIGINS] = parse_origins(settings.allowed_origins)
+    if settings.metrics_token is not None:
+        app[METRICS_TOKEN] = settings.metrics_token.get_secret_value()
+    app[CLIENT_LIMITS] = ClientLimits(
+        GcraLimiter(parse_rate(settings.client_session_rate)),
+        GcraLimiter(parse_rate(settings.client_chat_rate)),
+        settings.trusted_proxy_hops,
+        settings.client_address_header,
+    )
     if settings.session_read_cache_seconds > 0:
         app[READ_CACHE] = ReadCache(
-            settings.session_read_cache_seconds, settings.session_read_cache_entries
+            settings.session_read_cache_seconds,
+            settings.session_read_cache_entries,
+            validity=READ_CACHE_VALIDITY_FLUSHES * settings.session_touch_flush_seconds,
+            revoked=app[REVOKED],
         )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -115,5 +146,6 @@ def create_app(
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(touch_flusher)  # after the database: stops (and flushes) first
     app.on_response_prepare.append(write_cookie)
+    app.on_response_prepare.append(add_security_headers)
     app.add_routes(routes)
     return app

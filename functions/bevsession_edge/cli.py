@@ -99,7 +99,7 @@ async def _admin_transport(database_url: str | None) -> Transport:
     url = os.environ.get("SUPABASE_URL")
     if not url:
         raise ValueError("set DATABASE_URL, or SUPABASE_URL and the project's keys")
-    keys = SupabaseKeys.from_env(os.environ)  # a ValueError names what is missing
+    keys = SupabaseKeys.from_env(os.environ, visitor=False)  # a ValueError names what is missing
     return SupabaseTransport.from_keys(url, keys)
 
 
@@ -107,7 +107,8 @@ async def _purge(database_url: str | None, idle_days: int, batch: int) -> dict[s
     from bevsession.service import SessionService
 
     transport = await _admin_transport(database_url)
-    totals = {"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0, "signals": 0}
+    kinds = ("idle_sessions", "revoked_sessions", "expired_sessions")
+    totals = dict.fromkeys((*kinds, "personas", "messages", "signals"), 0)
     calls = 0
     try:
         service = SessionService(transport)
@@ -125,7 +126,9 @@ async def _purge(database_url: str | None, idle_days: int, batch: int) -> dict[s
 
 def cmd_purge(args: argparse.Namespace) -> int:
     """Retention: delete sessions that never did anything and revoked or forgotten sessions,
-    inactive / revoked for more than ``--idle-days`` days (runs as service_role)."""
+    inactive / revoked for more than ``--idle-days`` days, and sessions whose absolute lifetime
+    ended more than that ago, whatever their activity, except those an operator marked
+    ``kept_for_analytics`` (runs as service_role)."""
     ttl = int(os.environ.get("SESSION_TTL") or DEFAULT_SESSION_TTL)
     if args.idle_days * 86400 <= ttl:
         # A cookie naming a deleted revoked session would open a fresh one under the old id.
@@ -181,6 +184,7 @@ def _prepare_environment(workdir: Path) -> object | None:
     if not os.environ.get("DATABASE_URL") and not os.environ.get("SUPABASE_URL"):
         embedded = start_embedded(workdir)
         asyncio.run(migrate(embedded.admin_dsn()))
+        asyncio.run(embedded.require_passwords())
         os.environ["DATABASE_URL"] = embedded.app_dsn()
         os.environ.setdefault("BEVSESSION_TRANSPORT", "postgres")
     if not os.environ.get("SESSION_PASSWORD") and not os.environ.get("SESSION_PASSWORDS"):
@@ -189,10 +193,45 @@ def _prepare_environment(workdir: Path) -> object | None:
     return embedded
 
 
+# Stand-ins for what the embedded default would fill in: the configuration is checked with
+# them before anything is started or written.
+_EMBEDDED_STAND_IN = "postgresql://authenticator@127.0.0.1:5432/postgres"
+_GENERATED_STAND_IN = "a development password generated at start, 64 chars"
+
+
+def check_configuration() -> None:
+    """Refuse a bad configuration before anything is started or written (no embedded cluster,
+    no password file): what the embedded default would fill in is checked as stand-ins."""
+    production = os.environ.get("BEVSESSION_ENV", "").strip().lower() == "production"
+    has_database = bool(os.environ.get("DATABASE_URL") or os.environ.get("SUPABASE_URL"))
+    has_password = bool(os.environ.get("SESSION_PASSWORD") or os.environ.get("SESSION_PASSWORDS"))
+    if production:
+        problems = []
+        if not has_database:
+            problems.append(
+                "production needs a configured database: set DATABASE_URL (or SUPABASE_URL and "
+                "the project's keys); the embedded PostgreSQL is for development only"
+            )
+        if not has_password:
+            problems.append(
+                "production refuses a generated session password: set SESSION_PASSWORD(S) to a "
+                "stable secret, or every restart logs everyone out"
+            )
+        if problems:
+            raise ConfigError("configuration refused: " + "; ".join(problems))
+    overrides: dict[str, object] = {}
+    if not has_database:
+        overrides |= {"database_url": _EMBEDDED_STAND_IN, "transport": "postgres"}
+    if not has_password:
+        overrides |= {"session_password": _GENERATED_STAND_IN, "password_generated": True}
+    load_settings(**overrides)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     workdir = Path.cwd()
     embedded = None
     try:
+        check_configuration()
         embedded = _prepare_environment(workdir)
         load_settings()  # refuse a bad configuration before any worker starts
     except (ConfigError, LocalPostgresError) as exc:
@@ -261,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     mig.set_defaults(func=cmd_migrate)
 
     purge = sub.add_parser(
-        "purge", help="delete idle never-used sessions and old revoked ones (retention)"
+        "purge",
+        help="delete idle never-used sessions, old revoked ones and long-expired ones (retention)",
     )
     purge.add_argument(
         "--idle-days", type=_positive_int, default=30, metavar="N",

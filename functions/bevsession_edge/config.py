@@ -15,11 +15,16 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bevsession.access_tokens import AccessTokenVerifier, jwks_url, parse_jwks
+from bevsession.cookies import CookieOptions
 from bevsession.supabase_keys import ENV as SUPABASE_ENV
 from bevsession.supabase_keys import SupabaseKeys
 
+from .guards import parse_origins
+from .rates import parse_rate
+
 MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
 PASSWORD_ID = re.compile(r"^\w+$")
+HOST_PREFIX = "__Host-"
 
 Environment = Literal["development", "production"]
 TransportName = Literal["auto", "postgres", "supabase"]
@@ -82,7 +87,11 @@ class Settings(BaseSettings):
     # both (bevsession.session_policy); keep them equal.
     session_ttl: int = Field(86400, ge=120, validation_alias="SESSION_TTL")
     session_idle_timeout: int = Field(7200, ge=0, validation_alias="SESSION_IDLE_TIMEOUT")
+    # Secure unless turned off explicitly (plain-http development; production refuses that).
     cookie_secure: bool | None = Field(None, validation_alias="SESSION_COOKIE_SECURE")
+    # Without a domain, production names the cookie __Host-<name> (no sibling subdomain can set
+    # it); with one, the cookie is shared with its subdomains and keeps its plain name.
+    cookie_domain: str | None = Field(None, validation_alias="SESSION_COOKIE_DOMAIN")
 
     # Read cache (functions/bevsession_edge/read_cache.py): how long a worker answers repeated
     # reads of a cookie the database confirmed without asking again (0 = never: one RPC per
@@ -101,6 +110,18 @@ class Settings(BaseSettings):
     # Abuse limits.
     max_message_chars: int = Field(4000, ge=1, le=8000, validation_alias="MAX_MESSAGE_CHARS")
     history_page_max: int = Field(100, ge=1, le=200, validation_alias="HISTORY_PAGE_MAX")
+    # Per client address, in each worker (client_limits.py): new sessions and chat turns
+    # ("N/minute", "N/10s", "off"), and how the address is found behind proxies of yours.
+    client_session_rate: str = Field("20/minute", validation_alias="CLIENT_SESSION_RATE")
+    client_chat_rate: str = Field("60/minute", validation_alias="CLIENT_CHAT_RATE")
+    trusted_proxy_hops: int = Field(0, ge=0, le=10, validation_alias="TRUSTED_PROXY_HOPS")
+    # Origins besides this server's own that may send state-changing /api/ requests (guards.py).
+    allowed_origins: str = Field("", validation_alias="ALLOWED_ORIGINS")
+    # GET /metrics: loopback peers only, or the bearer of this token when set.
+    metrics_token: SecretStr | None = Field(None, validation_alias="METRICS_TOKEN")
+    client_address_header: str = Field(
+        "X-Forwarded-For", pattern=r"^[A-Za-z0-9-]{1,64}$", validation_alias="CLIENT_ADDRESS_HEADER"
+    )
 
     @field_validator("session_passwords", mode="before")
     @classmethod
@@ -110,6 +131,25 @@ class Settings(BaseSettings):
                 return json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError("SESSION_PASSWORDS must be a JSON object {id: password}") from exc
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # a ValueError names the item that is not an origin
+        return value
+
+    @field_validator("client_session_rate", "client_chat_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)  # a ValueError says what a rate looks like
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _cookie_domain(cls, value: str | None) -> str | None:
+        if value is not None:
+            CookieOptions(domain=value)  # the same rule the Set-Cookie writer applies
         return value
 
     @field_validator("cookie_name")
@@ -170,7 +210,9 @@ class Settings(BaseSettings):
         return {}
 
     def supabase_keys(self) -> SupabaseKeys:
-        """The Supabase keys, resolved (a ValueError names what is missing or misplaced)."""
+        """The Supabase keys the edge worker needs, resolved (a ValueError names what is
+        missing or misplaced): the public key and a signing key (or the legacy JWT secret); the
+        service key is not needed (no admin call) and not used if given."""
 
         def text(value: SecretStr | str | None) -> str | None:
             return value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -183,7 +225,7 @@ class Settings(BaseSettings):
             SUPABASE_ENV["service_role_key"]: text(self.supabase_service_role_key),
             SUPABASE_ENV["anon_key"]: text(self.supabase_anon_key),
             SUPABASE_ENV["jwt_secret"]: text(self.supabase_jwt_secret),
-        })  # fmt: skip
+        }, service=False)  # fmt: skip
 
     def account_verifier(self) -> AccessTokenVerifier | None:
         """What verifies the access tokens of visitors who sign in, or None when nothing is
@@ -208,7 +250,17 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        return self.cookie_secure if self.cookie_secure is not None else self.is_production
+        """``Secure`` by default everywhere, as iron-session sets it (browsers accept it on
+        http://localhost); off only when ``SESSION_COOKIE_SECURE=false`` says so."""
+        return self.cookie_secure if self.cookie_secure is not None else True
+
+    @property
+    def session_cookie_name(self) -> str:
+        """The cookie's name on the wire: ``__Host-`` + the name in production without a
+        domain (the browser then refuses it from a sibling subdomain or without Secure)."""
+        if self.is_production and self.cookie_domain is None:
+            return HOST_PREFIX + self.cookie_name
+        return self.cookie_name
 
     @property
     def is_production(self) -> bool:

@@ -2,9 +2,13 @@
 
 ``bevsession serve`` with no ``DATABASE_URL`` and no Supabase project starts (or reuses) the
 cluster in ``./.bevsession/postgres``, applies the shim and migrations, and serves through the
-postgres transport as the least-privileged ``authenticator`` login. A development session
-password is generated once and saved beside it (mode 0600), with a warning: it is refused in
-production. The same ``LocalPostgres`` mechanism runs the test suite's throwaway clusters.
+postgres transport as the least-privileged ``authenticator`` login. Development only:
+production refuses to start without a configured database. Every connection gives a password
+(scram-sha-256; a trusted loopback would let any local user in as superuser): one for the
+superuser and one for ``authenticator``, generated once and saved beside the data (mode 0600).
+A cluster made before that (with trust) is switched over on its next start. A development
+session password is saved the same way, with a warning: it is refused in production. The same
+``LocalPostgres`` mechanism runs the test suite's throwaway clusters (trust, loopback only).
 """
 
 from __future__ import annotations
@@ -15,16 +19,21 @@ import os
 import secrets
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bevsession.local_postgres import SERVER_OS_USER, LocalPostgres
+import asyncpg
+
+from bevsession.local_postgres import SERVER_OS_USER, SUPERUSER, LocalPostgres
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".bevsession"
 PASSWORD_FILE = "session-password"  # noqa: S105 (a file name)
+SUPERUSER_PASSWORD_FILE = "postgres-superuser-password"  # noqa: S105 (a file name)
+APP_PASSWORD_FILE = "postgres-app-password"  # noqa: S105 (a file name)
 APP_LOGIN = "authenticator"
+_SET_PASSWORD = "select format('alter role %I password %L', $1::text, $2::text)"  # noqa: S105
 
 
 def _reachable_by_server_user(folder: Path) -> bool:
@@ -63,9 +72,26 @@ class EmbeddedDatabase:
 
     cluster: LocalPostgres
     started_here: bool
+    app_password: str = field(default="", repr=False)
 
     def app_dsn(self) -> str:
-        return self.cluster.dsn("postgres", user=APP_LOGIN)
+        return self.cluster.dsn("postgres", user=APP_LOGIN, password=self.app_password)
+
+    async def require_passwords(self) -> None:
+        """Give the superuser and ``authenticator`` their saved passwords, then make every
+        connection give one (after the migrations: they create ``authenticator``)."""
+        conn = await asyncpg.connect(self.admin_dsn())
+        try:
+            for role, password in (
+                (SUPERUSER, self.cluster.superuser_password), (APP_LOGIN, self.app_password),
+            ):  # fmt: skip
+                sql = await conn.fetchval(_SET_PASSWORD, role, password)
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+        if self.started_here and self.cluster.require_passwords():
+            self.cluster.reload()
+            log.info("the embedded PostgreSQL now asks every connection for a password")
 
     def admin_dsn(self) -> str:
         return self.cluster.dsn("postgres")
@@ -85,15 +111,17 @@ def _running_port(cluster: LocalPostgres) -> int | None:
 
 
 def start_embedded(workdir: Path) -> EmbeddedDatabase:
-    """Start (or join) the embedded cluster for *workdir*."""
+    """Start (or join) the embedded cluster for *workdir* (development only)."""
     folder = data_folder(workdir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     folder.parent.chmod(0o755)
-    cluster = LocalPostgres(base_dir=folder, throwaway=False)
+    superuser_password = saved_secret(workdir / STATE_DIR / SUPERUSER_PASSWORD_FILE)
+    app_password = saved_secret(workdir / STATE_DIR / APP_PASSWORD_FILE)
+    cluster = LocalPostgres(base_dir=folder, throwaway=False, superuser_password=superuser_password)
     if (port := _running_port(cluster)) is not None:
         cluster.port = port
         log.info("joining the embedded PostgreSQL already running on port %d", port)
-        return EmbeddedDatabase(cluster, started_here=False)
+        return EmbeddedDatabase(cluster, started_here=False, app_password=app_password)
     fresh = not cluster.initialised
     cluster.start()
     log.info(
@@ -102,7 +130,19 @@ def start_embedded(workdir: Path) -> EmbeddedDatabase:
         folder,
         cluster.port,
     )
-    return EmbeddedDatabase(cluster, started_here=True)
+    return EmbeddedDatabase(cluster, started_here=True, app_password=app_password)
+
+
+def saved_secret(path: Path) -> str:
+    """A secret kept in *path* (mode 0600), generated on first use."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    return secret
 
 
 def development_password(workdir: Path) -> str:

@@ -45,8 +45,9 @@ class RedactSecrets(logging.Filter):
         if record.name == "asyncpg.pool" and exc is not None and record.levelno <= logging.WARNING:
             # While the database is down asyncpg retries its pool floor and logs a traceback
             # each time; the outage is already reported (503s, /readyz): one line is enough.
+            message = safe_text(record.getMessage())  # read before msg and args are replaced
             record.msg = "%s (%s: %s)"
-            record.args = (record.getMessage(), type(exc).__name__, safe_text(str(exc)))
+            record.args = (message, type(exc).__name__, safe_text(str(exc)))
             record.exc_info = None
             record.exc_text = None
             return

@@ -9,6 +9,7 @@ never have to remember to "save".
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -28,6 +29,7 @@ from bevsession.sealing import TIMESTAMP_SKEW_SEC
 
 from .keys import COOKIE, SEALER, SETTINGS
 from .read_cache import read_cache_of
+from .revocations import REVOKED
 from .session_cookie import (
     CookieUser,
     SessionState,
@@ -46,6 +48,9 @@ SESSION_STATE = web.RequestKey("session_state", SessionState)
 # The session cookie as it arrived: its seal (joined from iron-session 9's chunks if need be)
 # and the chunk cookies to expire whenever the cookie is written or deleted.
 INCOMING = web.RequestKey("session_cookie_in", IncomingSessionCookie)
+# When the request began (time.monotonic()): no later than any look the database takes for it,
+# so what it confirms counts as checked from then (read_cache.py).
+BEGAN = web.RequestKey("session_began", float)
 SESSION_PREFIX = "/api/"
 # Why cookies were refused (malformed, bad_mac, expired, …): counted, logged at debug level.
 REJECTIONS = web.AppKey("cookie_rejections", Counter[str])
@@ -74,7 +79,7 @@ def drop_session(request: web.Request, reason: str) -> None:
     """The database refused this session (revoked, expired): count it, forget this worker's
     cached copies of it, and start a fresh session for the visitor."""
     count_rejection(request.app, reason)
-    forget_cached(request)
+    revoke_here(request)
     session_of(request).restart(reason)
 
 
@@ -85,8 +90,20 @@ def forget_cached(request: web.Request) -> None:
         cache.forget(session_of(request).session_id)
 
 
+def revoke_here(request: web.Request) -> None:
+    """The request's session is over (cleared, forgotten, refused by the database): this worker
+    drops its copies and refuses the session's cookies from now on, even while the database is
+    away (revocations.py)."""
+    session_id = session_of(request).session_id
+    request.app[REVOKED].add(session_id)
+    cache = read_cache_of(request.app)
+    if cache is not None:
+        cache.revoke(session_id)
+
+
 def load_session(request: web.Request) -> SessionState:
     app = request.app
+    request[BEGAN] = time.monotonic()
     settings = app[SETTINGS]
     incoming = read_session_cookie(request.headers.get(hdrs.COOKIE), app[COOKIE].name)
     request[INCOMING] = incoming
@@ -98,6 +115,8 @@ def load_session(request: web.Request) -> SessionState:
         reason, reseal = None, False
     else:
         user, reason, reseal = open_cookie(sealed, app[SEALER])
+        if user is not None and user.sessionId in app[REVOKED]:
+            user, reason = None, "revoked"  # seen over here: refused, database or not
     now = now_ms()
     if user is not None:
         reason = expiry_reason(
@@ -148,7 +167,7 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
         # (a copy the cache already holds, ``cached``, needs no confirming)
         if cache is not None and seen_ms is not None and loaded is not None and sealed \
                 and not state.cached:  # fmt: skip
-            cache.confirm(sealed, loaded, seen_ms)
+            cache.confirm(sealed, loaded, seen_ms, request[BEGAN])
         return
     # The cookie lives only as long as the session's absolute lifetime has left: resealing
     # never extends it (activity must not keep a session alive for ever).
@@ -171,7 +190,7 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.add(hdrs.SET_COOKIE, header)
     _expire_chunks(response, options, incoming)
     if cache is not None and state.seen_ms is not None:  # the next request will send this seal
-        cache.confirm(sealed, user, state.seen_ms)
+        cache.confirm(sealed, user, state.seen_ms, request[BEGAN])
 
 
 def _expire_chunks(

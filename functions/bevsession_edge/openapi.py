@@ -87,8 +87,21 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     limit_max = settings.history_page_max
     errors = {
         "400": _error_response("invalid JSON or input"),
+        "429": _error_response(
+            "this client address started too many sessions (CLIENT_SESSION_RATE) or took too "
+            "many chat turns (CLIENT_CHAT_RATE); retry after Retry-After seconds",
+            retry_after=True,
+        ),
         "503": _error_response(
             "the database is unavailable; retry after Retry-After seconds", retry_after=True
+        ),
+    }
+    # state-changing routes: a browser's request from another origin is refused (guards.py)
+    writes = {
+        **errors,
+        "403": _error_response(
+            "forbidden_origin: Sec-Fetch-Site cross-site, or an Origin that is neither this "
+            "server's nor one of ALLOWED_ORIGINS"
         ),
     }
     return {
@@ -110,7 +123,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "delete": {
                     "summary": "Clear: revoke the session and delete the cookie",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("Cleared", "revoked"), **errors},
+                    "responses": {"200": _json("Cleared", "revoked"), **writes},
                 },
             },
             "/api/session/link": {
@@ -153,7 +166,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "delete": {
                     "summary": "Forget: erase the visitor's messages, signals and persona",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("Forgotten", "erased"), **errors},
+                    "responses": {"200": _json("Forgotten", "erased"), **writes},
                 }
             },
             "/api/chat": {
@@ -172,12 +185,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "200": _json("ChatResponse", "the assistant's reply"),
                         "413": _error_response("body too large"),
                         "415": _error_response("not application/json"),
+                        **writes,
                         "429": _error_response(
-                            "this session's chat rate limit is used up; retry after "
+                            "this session's chat rate limit is used up, or this client "
+                            "address's (CLIENT_SESSION_RATE, CLIENT_CHAT_RATE); retry after "
                             "Retry-After seconds",
                             retry_after=True,
                         ),
-                        **errors,
                     },
                 }
             },
@@ -220,6 +234,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _json("Status", "up")},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "This worker's counters (loopback, or Bearer METRICS_TOKEN)",
+                    "responses": {
+                        "200": _json("Metrics", "counters since start"),
+                        "403": _error_response("not loopback and no METRICS_TOKEN bearer"),
+                    },
+                }
+            },
             "/readyz": {
                 "get": {
                     "summary": "The database answers",
@@ -257,7 +280,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "sessionCookie": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": settings.cookie_name,
+                    "name": settings.session_cookie_name,
                     "description": "the sealed session (iron Fe26.2); optional: a request "
                     "without one, or with one that does not open, is a new visitor",
                 },
@@ -408,8 +431,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Status": {
                     "type": "object",
                     "required": ["status"],
+                    "properties": {"status": {"type": "string"}},
+                },
+                "Metrics": {
+                    "type": "object",
+                    "required": ["cookieRejections"],
                     "properties": {
-                        "status": {"type": "string"},
                         "cookieRejections": {
                             "type": "object",
                             "description": "refused cookies since start, by reason",

@@ -15,6 +15,15 @@ and those are dropped, so the next read of them is a full ``get_session`` again.
 made elsewhere therefore reaches this worker within one flush interval; one made here (clear,
 forget, a refused session) is dropped at once. Writes never use the cache.
 
+Every flush also re-checks every other copy the worker holds (``public.validate_sessions``,
+touching nothing), and a copy is answered only while the database has checked it within
+``validity`` seconds (twice the flush interval): the time a copy counts as checked is when the
+request that confirmed it began, or when the flush that covered it began — never later than
+the database's own look. So a revocation made anywhere stops every worker's copies within that
+bound, whether or not anyone read them; a flush that is late or fails lets the copies lapse
+instead of serving them unchecked. Ids a flush reports revoked are remembered
+(:mod:`.revocations`): never confirmed again, never answered from the cookie.
+
 If a flush fails, revocations cannot be learned: every copy is dropped and reads go back to
 one RPC each (and to the cookie alone while the database is away, as before).
 
@@ -29,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import marshal
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -42,6 +52,7 @@ from bevsession.models import MAX_TOUCH_BATCH
 from bevsession.service import SessionService
 
 from .keys import SERVICE, SETTINGS
+from .revocations import RevokedSessions
 from .session_cookie import CookieUser, content_json, now_ms
 
 log = logging.getLogger(__name__)
@@ -58,7 +69,8 @@ __all__ = [
 
 # What /healthz reports (besides maxAgeSeconds): two sizes, then counters since start.
 READ_CACHE_COUNTERS = (
-    "entries", "pending", "hits", "misses", "flushes", "touched", "stale", "flushFailures"
+    "entries", "pending", "hits", "misses", "flushes", "touched", "validated", "stale",
+    "lapsed", "flushFailures",
 )  # fmt: skip
 
 
@@ -91,13 +103,28 @@ def seal_expiration_ms(sealed: str) -> int | None:
 class ReadCache:
     """Confirmed cookies of this worker, and the reads not yet reported to the database."""
 
-    __slots__ = ("_by_seal", "_by_session", "_pending", "max_age", "max_entries", "stats")
+    __slots__ = (
+        "_by_seal", "_by_session", "_checked", "_pending", "max_age", "max_entries", "revoked",
+        "stats", "validity",
+    )  # fmt: skip
 
-    def __init__(self, max_age: float, max_entries: int) -> None:
+    def __init__(
+        self,
+        max_age: float,
+        max_entries: int,
+        *,
+        validity: float = 2.0,
+        revoked: RevokedSessions | None = None,
+    ) -> None:
         self.max_age = max_age
         self.max_entries = max_entries
+        # A copy is answered only while the database checked its session this recently.
+        self.validity = validity
+        self.revoked = revoked if revoked is not None else RevokedSessions(max(max_age, 1.0))
         self._by_seal: dict[str, Confirmed] = {}
         self._by_session: dict[UUID, set[str]] = {}
+        # time.monotonic() when the database last looked at each held session (at the latest)
+        self._checked: dict[UUID, float] = {}
         self._pending: dict[UUID, int] = {}
         self.stats: Counter[str] = Counter()
 
@@ -111,17 +138,31 @@ class ReadCache:
         if entry is None:
             self.stats["misses"] += 1
             return None
-        if time.monotonic() >= entry.until or (
+        now = time.monotonic()
+        if now >= entry.until or (
             entry.seal_expires_ms is not None and now_ms() >= entry.seal_expires_ms
         ):
             self._drop(sealed, entry.user.sessionId)
             self.stats["misses"] += 1
             return None
+        if now - self._checked.get(entry.user.sessionId, -math.inf) > self.validity:
+            # Not re-checked lately (a flush late or failing): ask the database instead.
+            self.stats["lapsed"] += 1
+            self.stats["misses"] += 1
+            return None
         self.stats["hits"] += 1
         return entry
 
-    def confirm(self, sealed: str, user: CookieUser, seen_ms: int) -> None:
-        """Remember that the database confirmed *user*, the content of *sealed*, at *seen_ms*."""
+    def confirm(
+        self, sealed: str, user: CookieUser, seen_ms: int, checked_at: float | None = None
+    ) -> None:
+        """Remember that the database confirmed *user*, the content of *sealed*, at *seen_ms*;
+        *checked_at* (``time.monotonic()``, default now) is no later than the database's look:
+        the start of the request that asked it. A session this worker knows revoked is never
+        remembered (a request that began before the clear may confirm after it)."""
+        if user.sessionId in self.revoked:
+            return
+        checked = time.monotonic() if checked_at is None else checked_at
         if sealed in self._by_seal:
             self._drop(sealed, self._by_seal[sealed].user.sessionId)
         while len(self._by_seal) >= self.max_entries:  # oldest first (dicts keep insertion order)
@@ -141,6 +182,7 @@ class ReadCache:
         )
         self._by_seal[sealed] = entry
         self._by_session.setdefault(user.sessionId, set()).add(sealed)
+        self._checked[user.sessionId] = max(self._checked.get(user.sessionId, -math.inf), checked)
 
     def read(self, session_id: UUID, seen_ms: int) -> None:
         """A read answered from a copy confirmed at *seen_ms*: report it with the next flush."""
@@ -153,12 +195,19 @@ class ReadCache:
         """Drop every copy of one session (revoked, cleared, refused or changed)."""
         for sealed in self._by_session.pop(session_id, ()):
             self._by_seal.pop(sealed, None)
+        self._checked.pop(session_id, None)
         self._pending.pop(session_id, None)
+
+    def revoke(self, session_id: UUID) -> None:
+        """The session is over (cleared, forgotten, refused): drop it and never take it back."""
+        self.revoked.add(session_id)
+        self.forget(session_id)
 
     def clear(self) -> None:
         """Drop every copy (a flush failed: revocations can no longer be learned)."""
         self._by_seal.clear()
         self._by_session.clear()
+        self._checked.clear()
 
     def _drop(self, sealed: str, session_id: UUID) -> None:
         self._by_seal.pop(sealed, None)
@@ -167,32 +216,72 @@ class ReadCache:
             seals.discard(sealed)
             if not seals:
                 del self._by_session[session_id]
+                self._checked.pop(session_id, None)
 
     # --- the batched touch -----------------------------------------------------------------
     async def flush(self, service: SessionService) -> None:
-        """Report the reads since the last flush; drop what the database calls stale.
+        """Report the reads since the last flush, re-check every other copy held, and drop what
+        the database calls stale (remembering the revoked ones).
 
         Only the reads pending when it starts: reads that arrive while it waits go with the
-        next flush (one call per interval, however busy the worker is).
+        next flush (one round of calls per interval, however busy the worker is). The copies
+        that pass count as checked when the flush began.
         """
+        started = time.monotonic()
         pending, self._pending = self._pending, {}
         items = list(pending.items())
+        stale: set[UUID] = set()
         for start in range(0, len(items), MAX_TOUCH_BATCH):
             batch = dict(items[start : start + MAX_TOUCH_BATCH])
             try:
                 result = await service.touch_sessions(batch)
             except SessionError as exc:
-                self.stats["flushFailures"] += 1
-                self.clear()  # cannot learn revocations: every read asks the database again
                 for session_id, seen in items[start:]:  # keep the activity for the next flush
                     self.read(session_id, seen)
-                log.warning("read cache flush failed (%s); dropped every cached cookie", exc)
+                self._failed(exc)
                 return
-            self.stats["flushes"] += 1
             self.stats["touched"] += result.touched
-            self.stats["stale"] += len(result.stale)
-            for session_id in result.stale:
-                self.forget(session_id)
+            stale.update(result.stale)
+        held = [(sid, seen) for sid, seen in self._held().items() if sid not in stale]
+        revoked: list[UUID] = []
+        passed: list[UUID] = [sid for sid, _ in items if sid not in stale]
+        for start in range(0, len(held), MAX_TOUCH_BATCH):
+            batch = dict(held[start : start + MAX_TOUCH_BATCH])
+            try:
+                checked = await service.validate_sessions(batch)
+            except SessionError as exc:
+                self._failed(exc)
+                return
+            self.stats["validated"] += checked.valid
+            bad = set(checked.stale)
+            stale.update(bad)
+            revoked.extend(checked.revoked)
+            passed.extend(sid for sid in batch if sid not in bad)
+        if items or held:
+            self.stats["flushes"] += 1
+        self.stats["stale"] += len(stale)
+        for session_id in stale:
+            self.forget(session_id)
+        for session_id in revoked:
+            self.revoke(session_id)
+        for session_id in passed:
+            if session_id in self._by_session and session_id not in stale:
+                self._checked[session_id] = max(self._checked.get(session_id, -math.inf), started)
+
+    def _held(self) -> dict[UUID, int]:
+        """Every session this worker holds a copy of, with its oldest confirmation (ms)."""
+        held: dict[UUID, int] = {}
+        for entry in self._by_seal.values():
+            sid = entry.user.sessionId
+            seen = held.get(sid)
+            if seen is None or entry.seen_ms < seen:
+                held[sid] = entry.seen_ms
+        return held
+
+    def _failed(self, exc: SessionError) -> None:
+        self.stats["flushFailures"] += 1
+        self.clear()  # cannot learn revocations: every read asks the database again
+        log.warning("read cache flush failed (%s); dropped every cached cookie", exc)
 
     def snapshot(self) -> dict[str, int | float]:
         """``/healthz``'s ``readCache``: the sizes and :data:`READ_CACHE_COUNTERS`."""
@@ -221,8 +310,14 @@ async def touch_flusher(app: web.Application) -> AsyncIterator[None]:
     service, interval = app[SERVICE], app[SETTINGS].session_touch_flush_seconds
 
     async def loop() -> None:
+        # Fixed rate: a flush that took d seconds is followed by the next one after interval - d
+        # (at once if it took longer), so copies are re-checked every interval, not every
+        # interval + d.
+        due = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            due += interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic() - interval)
             try:
                 await cache.flush(service)
             except Exception:  # never let the flusher die: the next interval tries again

@@ -28,9 +28,10 @@ from bevsession.errors import (
 from bevsession.models import VECTOR_NAMES, PersonaScores, SessionData
 
 from .accounts import verified_account
+from .guards import metrics_allowed
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
-from .middleware import REJECTIONS, drop_session, forget_cached, session_of
+from .middleware import REJECTIONS, drop_session, forget_cached, revoke_here, session_of
 from .openapi import openapi_document
 from .read_cache import READ_CACHE, read_cache_of
 from .session_cookie import HISTORY_SUFFIX, SessionState, persona_summary
@@ -319,7 +320,7 @@ async def clear_session(request: web.Request) -> web.Response:
         # Already revoked, or never stored (a cookie-only session): nothing left to revoke.
         with contextlib.suppress(SessionRevoked, SessionNotFound):
             await request.app[SERVICE].clear_session(state.session_id)
-    forget_cached(request)
+    revoke_here(request)
     state.clear()
     return web.json_response({"cleared": True, "sessionId": str(state.session_id)})
 
@@ -332,7 +333,7 @@ async def forget_session(request: web.Request) -> web.Response:
         with contextlib.suppress(SessionNotFound):
             result = await request.app[SERVICE].forget_session(state.session_id)
             deleted = result.deleted.model_dump()
-    forget_cached(request)
+    revoke_here(request)
     state.clear()
     return web.json_response(
         {"forgotten": True, "sessionId": str(state.session_id), "deleted": deleted}
@@ -371,11 +372,19 @@ async def link_session(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    """The process is up; also how many cookies were refused since start, by reason, and what
-    this worker's read cache did (hits, misses, batched touches, stale copies dropped)."""
+async def healthz(_: web.Request) -> web.Response:
+    """The process is up (the counters are at /metrics)."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """How many cookies were refused since start, by reason, and what this worker's read cache
+    did (hits, misses, batched touches, stale copies dropped): loopback or METRICS_TOKEN only."""
+    if not metrics_allowed(request):
+        raise ApiError(403, "forbidden", "metrics are for loopback or the METRICS_TOKEN bearer")
     rejections = dict(sorted(request.app[REJECTIONS].items()))
-    body: dict[str, Any] = {"status": "ok", "cookieRejections": rejections}
+    body: dict[str, Any] = {"cookieRejections": rejections}
     cache = read_cache_of(request.app)
     if cache is not None:
         body["readCache"] = cache.snapshot()

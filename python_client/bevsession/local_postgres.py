@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 MIN_MAJOR = 15
 SERVER_OS_USER = "postgres"
@@ -97,6 +98,9 @@ class LocalPostgres:
     throwaway: bool = True
     bindir: Path = field(default_factory=find_bindir)
     settings: dict[str, str] = field(default_factory=dict)
+    # None: trust on loopback and the socket (throwaway test clusters). A password: initdb
+    # sets it for the superuser and every connection must give one (scram-sha-256).
+    superuser_password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.base_dir = Path(self.base_dir).resolve()
@@ -120,18 +124,26 @@ class LocalPostgres:
     def host(self) -> str:
         return "127.0.0.1"
 
-    def dsn(self, dbname: str = "postgres", user: str = SUPERUSER) -> str:
-        """A libpq/asyncpg URL over loopback TCP."""
-        return f"postgresql://{user}@{self.host}:{self.port}/{dbname}"
+    def dsn(
+        self, dbname: str = "postgres", user: str = SUPERUSER, password: str | None = None
+    ) -> str:
+        """A libpq/asyncpg URL over loopback TCP (the superuser's carries its password)."""
+        if password is None and user == SUPERUSER:
+            password = self.superuser_password
+        login = user if password is None else f"{user}:{quote(password, safe='')}"
+        return f"postgresql://{login}@{self.host}:{self.port}/{dbname}"
 
     def env(self, dbname: str = "postgres", user: str = SUPERUSER) -> dict[str, str]:
         """libpq environment variables for psql and pg_prove (its -d URL parsing is buggy)."""
-        return {
+        env = {
             "PGHOST": self.host,
             "PGPORT": str(self.port),
             "PGUSER": user,
             "PGDATABASE": dbname,
         }
+        if user == SUPERUSER and self.superuser_password is not None:
+            env["PGPASSWORD"] = self.superuser_password
+        return env
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -164,15 +176,46 @@ class LocalPostgres:
                 )
 
     def init(self) -> None:
-        """initdb with trust authentication on loopback and the unix socket only."""
+        """initdb, loopback and the unix socket only: trust, or scram-sha-256 with the
+        superuser's password when the cluster has one."""
         self._prepare_dir()
+        auth = ["--auth=trust"]
+        pwfile = self.base_dir / ".initdb-password"
+        if self.superuser_password is not None:
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.superuser_password + "\n")
+            if _running_as_root():
+                shutil.chown(pwfile, user=SERVER_OS_USER, group=SERVER_OS_USER)
+            auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
         args = [
-            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
+            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, *auth,
             "-E", "UTF8", "--locale=C.UTF-8",
         ]  # fmt: skip
         if self.throwaway:
             args.append("--no-sync")
-        self._run(args, timeout=120)
+        try:
+            self._run(args, timeout=120)
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def require_passwords(self) -> bool:
+        """Make every connection give a password (scram-sha-256), for a cluster initialised
+        with trust before it had one; True when pg_hba.conf changed (reload to apply)."""
+        hba = self.data_dir / "pg_hba.conf"
+        wanted = (
+            "# bevsession: every connection gives a password\n"
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        if hba.read_text(encoding="utf-8") == wanted:
+            return False
+        hba.write_text(wanted, encoding="utf-8")
+        return True
+
+    def reload(self) -> None:
+        self._run(["pg_ctl", "-D", str(self.data_dir), "reload"], timeout=30)
 
     def start(self) -> None:
         if not self.initialised:

@@ -96,6 +96,7 @@ __all__ = [
     "SignalRecord",
     "SignalResult",
     "TouchResult",
+    "ValidateResult",
 ]
 
 ScoreName = Literal[
@@ -450,6 +451,7 @@ class PurgeCounts(_Result):
 
     idle_sessions: int = Field(ge=0)
     revoked_sessions: int = Field(ge=0)
+    expired_sessions: int = Field(0, ge=0)  # past the absolute lifetime by the retention age
     personas: int = Field(ge=0)
     messages: int = Field(ge=0)
     signals: int = Field(ge=0)
@@ -468,6 +470,15 @@ class TouchResult(_Result):
 
     touched: int = Field(ge=0)
     stale: list[UUID] = Field(default_factory=list)
+
+
+class ValidateResult(_Result):
+    """``validate_sessions``: how many copies are still valid, the ids whose copy is stale, and
+    which of those are revoked (refused for good)."""
+
+    valid: int = Field(ge=0)
+    stale: list[UUID] = Field(default_factory=list)
+    revoked: list[UUID] = Field(default_factory=list)
 
 
 # --- inputs --------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
         RpcFunction("purge_sessions", ("older_than_ms", "batch"), admin=True),
         RpcFunction("touch_sessions", ("session_ids", "seen_ms"), admin=True),
         RpcFunction("link_session"),
+        RpcFunction("validate_sessions", ("session_ids", "seen_ms"), read_only=True, admin=True),
     )
 }
 

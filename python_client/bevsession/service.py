@@ -13,7 +13,8 @@ once), which reads naturally as ``lambda: service.get_session(state.session_id)`
 only identity a visitor call carries — the transport turns it into that session's claims and
 RLS keys on them — so no method can reach another session's rows whatever else it is given.
 Admin work (:meth:`SessionService.admin_session_stats`, :meth:`SessionService.purge_sessions`)
-runs as ``service_role``.
+runs as ``service_role``; the edge worker's own calls (touch, validate, seal keys, the policy)
+as ``session_worker``.
 
 Inputs are validated with the models of :mod:`bevsession.models` before any I/O; a refused input
 raises :class:`~bevsession.errors.InvalidInput` (code ``22023``, as the SQL would), so callers see
@@ -57,8 +58,9 @@ from .models import (
     SessionStats,
     SignalResult,
     TouchResult,
+    ValidateResult,
 )
-from .transports.base import Identity, Service, Transport, Visitor
+from .transports.base import Identity, Service, Transport, Visitor, Worker
 
 __all__ = ["SessionService"]
 
@@ -103,6 +105,17 @@ def _session_uuid(session_id: UUID | str) -> UUID:
         return UUID(str(session_id))
     except ValueError:
         raise InvalidInput("session_id: must be a UUID", code="22023") from None
+
+
+def _batch_args(seen_ms: Mapping[UUID, int]) -> dict[str, Any]:
+    """``session_ids`` and ``seen_ms`` of one touch or validation batch, checked."""
+    if len(seen_ms) > MAX_TOUCH_BATCH:
+        raise InvalidInput(f"session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023")
+    ids = [_session_uuid(sid) for sid in seen_ms]
+    stamps = list(seen_ms.values())
+    if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
+        raise InvalidInput("seen_ms: must be integers (ms)", code="22023")
+    return {"session_ids": [str(sid) for sid in ids], "seen_ms": stamps}
 
 
 class SessionService:
@@ -215,8 +228,8 @@ class SessionService:
         return await self._visit(session_id, "get_conversation_history", args, HistoryPage)
 
     async def get_session_policy(self) -> SessionPolicy:
-        """The absolute lifetime and idle timeout the database enforces."""
-        return await self.call(Service(), "get_session_policy", {}, SessionPolicy)
+        """The absolute lifetime and idle timeout the database enforces (as the edge worker)."""
+        return await self.call(Worker(), "get_session_policy", {}, SessionPolicy)
 
     async def clear_session(self, session_id: UUID | str) -> ClearResult:
         """Revoke the session for good (idempotent); its data stays for analytics."""
@@ -355,9 +368,10 @@ class SessionService:
 
     # --- admin and lifecycle ---------------------------------------------------------------
     async def register_seal_keys(self, fingerprints: Mapping[str, str]) -> SealKeyCheck:
-        """Record cookie-password fingerprints; returns the ids whose password changed."""
+        """Record cookie-password fingerprints (as the edge worker, ``session_worker``);
+        returns the ids whose password changed."""
         return await self.call(
-            Service(), "register_seal_keys", {"fingerprints": dict(fingerprints)}, SealKeyCheck
+            Worker(), "register_seal_keys", {"fingerprints": dict(fingerprints)}, SealKeyCheck
         )
 
     async def admin_session_stats(self) -> SessionStats:
@@ -388,19 +402,23 @@ class SessionService:
         return await self.call(Service(), "purge_sessions", args, PurgeResult)
 
     async def touch_sessions(self, seen_ms: Mapping[UUID, int]) -> TouchResult:
-        """Batched activity (``service_role``) for reads an edge worker answered from cookies the
-        database confirmed: *seen_ms* maps each session id to the ``last_activity_at`` (ms) the
-        database returned when it confirmed it. Live, unchanged sessions are touched; the result
-        lists the ids whose copy is stale (gone, revoked, expired, busy or changed since).
+        """Batched activity (as ``session_worker``) for reads an edge worker answered from
+        cookies the database confirmed: *seen_ms* maps each session id to the
+        ``last_activity_at`` (ms) the database returned when it confirmed it. Live, unchanged
+        sessions are touched; the result lists the ids whose copy is stale (gone, revoked,
+        expired, busy or changed since).
         """
-        if len(seen_ms) > MAX_TOUCH_BATCH:
-            raise InvalidInput(f"session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023")
-        ids = [_session_uuid(sid) for sid in seen_ms]
-        stamps = list(seen_ms.values())
-        if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
-            raise InvalidInput("seen_ms: must be integers (ms)", code="22023")
-        args = {"session_ids": [str(sid) for sid in ids], "seen_ms": stamps}
-        return await self.call(Service(), "touch_sessions", args, TouchResult)
+        args = _batch_args(seen_ms)
+        return await self.call(Worker(), "touch_sessions", args, TouchResult)
+
+    async def validate_sessions(self, seen_ms: Mapping[UUID, int]) -> ValidateResult:
+        """Re-check copies an edge worker holds, touching nothing: *seen_ms* maps each session
+        id to the ``last_activity_at`` (ms) the database returned when it confirmed it. The
+        result lists the ids whose copy is stale (gone, revoked, expired or changed since) and,
+        among them, the revoked ones.
+        """
+        args = _batch_args(seen_ms)
+        return await self.call(Worker(), "validate_sessions", args, ValidateResult)
 
     async def ping(self) -> None:
         """Raise ``DatabaseUnavailable`` unless the database answers."""

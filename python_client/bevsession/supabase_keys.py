@@ -323,7 +323,7 @@ class SupabaseKeys:
     ``signing_key`` or, legacy, ``jwt_secret``.
     """
 
-    service_key: str = field(repr=False)
+    service_key: str | None = field(repr=False)
     public_key: str | None = field(default=None, repr=False)
     jwt_secret: str | None = field(default=None, repr=False)
     signing_key: SigningKey | None = field(default=None, repr=False)
@@ -331,14 +331,22 @@ class SupabaseKeys:
     @property
     def generation(self) -> Literal["current", "legacy", "mixed"]:
         """Which keys are in use (for logs): ``current``, ``legacy`` or ``mixed`` (migrating)."""
-        new = [is_opaque_key(self.service_key), self.signing_key is not None]
+        new = [
+            is_opaque_key(self.service_key or self.public_key or ""),
+            self.signing_key is not None,
+        ]
         return "current" if all(new) else "legacy" if not any(new) else "mixed"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str | None]) -> SupabaseKeys:
+    def from_env(
+        cls, env: Mapping[str, str | None], *, service: bool = True, visitor: bool = True
+    ) -> SupabaseKeys:
         """Resolve the variables of :data:`ENV` (empty means unset); a :class:`ValueError`
         names every missing or misplaced one. When both generations are given for one role,
-        the current key wins."""
+        the current key wins. The public key (publishable, or legacy anon) is always required:
+        visitor calls never carry the service key (*visitor* False: admin calls only, e.g.
+        ``bevsession purge``). *service* False: the service key is not needed (the edge worker
+        makes no admin call)."""
         get = {name: (env.get(var) or "").strip() or None for name, var in ENV.items()}
         problems: list[str] = []
         secret, service_role = get["secret_key"], get["service_role_key"]
@@ -357,16 +365,22 @@ class SupabaseKeys:
                 problems.append(f"{ENV[name]} holds a new-style key: set it as {ENV[instead]}")
         service_key = secret or service_role
         public_key = publishable or anon
-        if service_key is None:
+        if service_key is None and service:
             problems.append(
                 f"the supabase transport needs {ENV['secret_key']} (or the legacy "
                 f"{ENV['service_role_key']})"
             )
-        elif is_opaque_key(service_key) and public_key is None:
-            problems.append(
-                f"{ENV['secret_key']} needs {ENV['publishable_key']}: visitor calls carry the "
-                "publishable key, never the secret one"
-            )
+        if public_key is None and visitor:
+            if service_key is not None and is_opaque_key(service_key):
+                problems.append(
+                    f"{ENV['secret_key']} needs {ENV['publishable_key']}: visitor calls carry "
+                    "the publishable key, never the secret one"
+                )
+            else:
+                problems.append(
+                    f"visitor calls need {ENV['publishable_key']} (or the legacy "
+                    f"{ENV['anon_key']}): the service key is never sent for them"
+                )
         signing_key = None
         if get["signing_key"] is not None:
             try:
@@ -389,7 +403,6 @@ class SupabaseKeys:
             problems.append(f"{ENV['jwt_secret']} must have at least 32 characters")
         if problems:
             raise ValueError("; ".join(problems))
-        assert service_key is not None
         return cls(
             service_key=service_key,
             public_key=public_key,

@@ -37,11 +37,13 @@ __all__ = [
     "DEFAULT_TTL",
     "SERVICE_ROLE",
     "VISITOR_ROLE",
+    "WORKER_ROLE",
     "Claims",
     "TokenMinter",
 ]
 
 VISITOR_ROLE: Final = "session_visitor"
+WORKER_ROLE: Final = "session_worker"
 SERVICE_ROLE: Final = "service_role"
 DEFAULT_TTL: Final = 300
 DEFAULT_ISSUER: Final = "bevsession"
@@ -81,6 +83,16 @@ class Claims:
         }
         if linked_user_id is not None:
             claims["linked_user_id"] = str(linked_user_id)
+        if self.audience is not None:
+            claims["aud"] = self.audience
+        return claims
+
+    def worker(self, *, now: int | None = None) -> dict[str, Any]:
+        """The edge worker's own payload: role ``session_worker``, iat, exp, iss (no session)."""
+        issued = int(self.clock()) if now is None else now
+        claims: dict[str, Any] = {
+            "role": WORKER_ROLE, "iat": issued, "exp": issued + self.ttl, "iss": self.issuer,
+        }  # fmt: skip
         if self.audience is not None:
             claims["aud"] = self.audience
         return claims
@@ -132,6 +144,15 @@ class TokenMinter:
         """A signed JWT for *session_id* (and, for ``link_session``, the verified account
         *linked_user_id*), valid for ``claims.ttl`` seconds."""
         payload = self.claims.visitor(session_id, linked_user_id=linked_user_id)
+        if self.signing_key is not None:
+            return self.signing_key.sign(payload)
+        headers = {"kid": self.key_id} if self.key_id else None
+        assert self.secret is not None
+        return jwt.encode(payload, self.secret, algorithm="HS256", headers=headers)
+
+    def worker_token(self) -> str:
+        """A signed JWT for the edge worker's own role, valid for ``claims.ttl`` seconds."""
+        payload = self.claims.worker()
         if self.signing_key is not None:
             return self.signing_key.sign(payload)
         headers = {"kid": self.key_id} if self.key_id else None

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-__all__ = ["Identity", "Service", "Transport", "Visitor"]
+__all__ = ["Identity", "Service", "Transport", "Visitor", "Worker"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,11 +34,17 @@ class Visitor:
 
 
 @dataclass(frozen=True, slots=True)
+class Worker:
+    """The edge worker's own calls as ``session_worker``: batched touches, re-checks of its read
+    cache, seal key registration, the session policy — nothing more (no RLS bypass)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
     """An admin call as ``service_role`` (bypasses RLS): analytics and retention only."""
 
 
-Identity = Visitor | Service
+Identity = Visitor | Worker | Service
 
 
 class Transport(ABC):

@@ -49,10 +49,10 @@ from typing import Any, Final
 
 import asyncpg
 
-from ..errors import DatabaseError, from_exception
+from ..errors import DatabaseError, PermissionDenied, from_exception
 from ..rpc import RpcFunction, check_call
-from ..tokens import SERVICE_ROLE, VISITOR_ROLE, Claims
-from .base import Identity, M, Service, Transport, Visitor
+from ..tokens import SERVICE_ROLE, VISITOR_ROLE, WORKER_ROLE, Claims
+from .base import Identity, M, Service, Transport, Visitor, Worker
 
 __all__ = ["PostgresTransport"]
 
@@ -98,9 +98,13 @@ class PostgresTransport(Transport):
         command_timeout: float = 10.0,
         connect_timeout: float = 5.0,
         visitor_role: str = VISITOR_ROLE,
+        worker_role: str = WORKER_ROLE,
         service_role: str = SERVICE_ROLE,
+        service: bool = True,
     ) -> None:
-        for role in (visitor_role, service_role):
+        """*service*: whether admin calls (``service_role``) may be made at all; the edge
+        worker passes False and never holds that role."""
+        for role in (visitor_role, worker_role, service_role):
             if not _ROLE_NAME.match(role):
                 raise ValueError(f"invalid role name {role!r}")
         self._dsn = dsn
@@ -109,10 +113,13 @@ class PostgresTransport(Transport):
         self._max_size = max_size
         self._command_timeout = command_timeout
         self._connect_timeout = connect_timeout
-        self._roles = {Visitor: visitor_role, Service: service_role}
+        self._roles: dict[type, str] = {Visitor: visitor_role, Worker: worker_role}
+        if service:
+            self._roles[Service] = service_role
         self._pools: dict[type, asyncpg.Pool] = {}
         self._sql: dict[tuple[str, tuple[str, ...], bool], str] = {}
         self._service_claims = _json_dumps(self._claims.service())
+        self._worker_claims = _json_dumps({"role": worker_role, "iss": self._claims.issuer})
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -127,10 +134,11 @@ class PostgresTransport(Transport):
         return transport
 
     async def start(self) -> None:
-        """Open the visitor pool (``min_size`` connections) and the lazy service pool."""
+        """Open the visitor pool (``min_size`` connections) and the lazy worker (and, when
+        allowed, service) pools."""
         try:
-            for kind, min_size in ((Visitor, self._min_size), (Service, 0)):
-                if kind not in self._pools:
+            for kind, min_size in ((Visitor, self._min_size), (Worker, 0), (Service, 0)):
+                if kind not in self._pools and kind in self._roles:
                     self._pools[kind] = await asyncpg.create_pool(
                         self._dsn,
                         min_size=min_size,
@@ -217,6 +225,8 @@ class PostgresTransport(Transport):
             claims = _json_dumps(
                 self._claims.visitor(identity.session_id, linked_user_id=identity.linked_user_id)
             )
+        elif isinstance(identity, Worker):
+            claims = self._worker_claims
         else:
             claims = self._service_claims
         pool = self._pool(identity)
@@ -241,6 +251,10 @@ class PostgresTransport(Transport):
 
     def _pool(self, identity: Identity | type) -> asyncpg.Pool:
         kind = identity if isinstance(identity, type) else type(identity)
+        if kind not in self._roles:
+            raise PermissionDenied(
+                "this transport makes no admin calls (opened without service_role)", code="42501"
+            )
         pool = self._pools.get(kind)
         if pool is None:
             raise DatabaseError("transport is not started or already closed", code="closed")

@@ -31,7 +31,7 @@ import httpx
 from postgrest import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
-from ..errors import DatabaseError, from_exception
+from ..errors import DatabaseError, PermissionDenied, from_exception
 from ..rpc import check_call
 from ..supabase_keys import (
     PUBLISHABLE_KEY_PREFIX,
@@ -41,7 +41,7 @@ from ..supabase_keys import (
     is_opaque_key,
 )
 from ..tokens import TokenMinter
-from .base import Identity, Transport, Visitor
+from .base import Identity, Transport, Visitor, Worker
 
 __all__ = ["SupabaseTransport"]
 
@@ -57,7 +57,7 @@ class SupabaseTransport(Transport):
         self,
         url: str,
         *,
-        service_key: str,
+        service_key: str | None,
         jwt_secret: str | None = None,
         anon_key: str | None = None,
         signing_key: SigningKey | None = None,
@@ -65,16 +65,27 @@ class SupabaseTransport(Transport):
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_connections: int = 100,
+        admin_only: bool = False,
     ) -> None:
-        """*service_key*: the secret key (``sb_secret_…``) or the legacy service_role key;
-        *anon_key*: the publishable key (``sb_publishable_…``) or the legacy anon key (needed
-        with a secret key; legacy: defaults to the service key); visitor tokens are minted by
-        *minter*, else with *signing_key*, else with the legacy *jwt_secret*."""
-        if service_key.startswith(PUBLISHABLE_KEY_PREFIX):
+        """*service_key*: the secret key (``sb_secret_…``) or the legacy service_role key, for
+        admin calls (None: this transport makes none — the edge worker's case); *anon_key*: the
+        publishable key (``sb_publishable_…``) or the legacy anon key, the ``apikey`` of every
+        visitor and worker call (required: the service key never goes out for those). Visitor
+        and worker tokens are minted by *minter*, else with *signing_key*, else with the legacy
+        *jwt_secret*. *admin_only*: no visitor or worker call is made (``bevsession purge``),
+        so no public key is needed."""
+        if service_key is not None and service_key.startswith(PUBLISHABLE_KEY_PREFIX):
             raise ValueError("the service key must be the secret key, not the publishable one")
-        if anon_key is not None and anon_key.startswith(SECRET_KEY_PREFIX):
+        if anon_key is not None and (
+            anon_key.startswith(SECRET_KEY_PREFIX) or anon_key == service_key
+        ):
             raise ValueError("visitor calls must not carry the secret key: give the publishable")
-        if is_opaque_key(service_key) and anon_key is None:
+        if anon_key is None and service_key is None:
+            raise ValueError("the supabase transport needs the publishable key or a service key")
+        if admin_only and service_key is None:
+            raise ValueError("an admin-only transport needs the service key")
+        if service_key is not None and is_opaque_key(service_key) and anon_key is None \
+                and not admin_only:  # fmt: skip
             raise ValueError(
                 "a secret key (sb_secret_…) needs the publishable key for visitor calls"
             )
@@ -88,6 +99,11 @@ class SupabaseTransport(Transport):
                     "the supabase transport needs a JWT signing key, or the project's legacy "
                     "JWT secret, to mint the visitors' tokens"
                 )
+        if anon_key is None and not admin_only:
+            raise ValueError(
+                "visitor calls need the publishable key (sb_publishable_…) or the legacy anon "
+                "key: the service key is never sent for them (admin_only=True: none are made)"
+            )
         self._minter = minter
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
@@ -96,16 +112,22 @@ class SupabaseTransport(Transport):
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
-        self._visitor_client = self._client(url, anon_key or service_key)
-        self._service_client = self._client(url, service_key)
+        # None: an admin-only transport (bevsession purge); visitor calls are refused, never
+        # sent with the service key
+        self._visitor_client = None if anon_key is None else self._client(url, anon_key)
+        self._service_client = None if service_key is None else self._client(url, service_key)
         self._closed = False
 
     @classmethod
-    def from_keys(cls, url: str, keys: SupabaseKeys, **kwargs: Any) -> SupabaseTransport:
-        """The transport for keys resolved by :meth:`SupabaseKeys.from_env`."""
+    def from_keys(
+        cls, url: str, keys: SupabaseKeys, *, service: bool = True, **kwargs: Any
+    ) -> SupabaseTransport:
+        """The transport for keys resolved by :meth:`SupabaseKeys.from_env`; *service* False
+        leaves the service key out (no admin call can be made: the edge worker)."""
         return cls(
             url,
-            service_key=keys.service_key,
+            admin_only=keys.public_key is None,
+            service_key=keys.service_key if service else None,
             anon_key=keys.public_key,
             jwt_secret=keys.jwt_secret,
             signing_key=keys.signing_key,
@@ -134,12 +156,26 @@ class SupabaseTransport(Transport):
         check_call(fn, args)
         if self._closed:
             raise DatabaseError("transport is closed", code="closed")
-        if isinstance(identity, Visitor):
+        if isinstance(identity, Visitor | Worker):
+            if self._visitor_client is None:
+                raise PermissionDenied(
+                    "this transport has no publishable (anon) key: it makes admin calls only",
+                    code="42501",
+                )
             builder = self._visitor_client.rpc(fn, dict(args))
-            token = self._minter.visitor_token(
-                identity.session_id, linked_user_id=identity.linked_user_id
+            token = (
+                self._minter.visitor_token(
+                    identity.session_id, linked_user_id=identity.linked_user_id
+                )
+                if isinstance(identity, Visitor)
+                else self._minter.worker_token()
             )
             builder.request.headers["Authorization"] = f"Bearer {token}"
+        elif self._service_client is None:
+            raise PermissionDenied(
+                "this transport makes no admin calls (opened without the service key)",
+                code="42501",
+            )
         else:
             builder = self._service_client.rpc(fn, dict(args))
         try:
@@ -152,21 +188,22 @@ class SupabaseTransport(Transport):
         return None if data == [] else data
 
     async def ping(self) -> None:
-        """HEAD the REST root with the service key; PostgREST answers 503 while its DB is away.
+        """HEAD the REST root with the public key and a worker token; PostgREST answers 503
+        while its DB is away.
 
         There is no health RPC in the API, and calling a real one would do work; the root is
         served from PostgREST's schema cache but refused while PostgREST has no connection.
         """
-        key = self._service_client.supabase_key
-        headers = (
-            {"apikey": key}
-            if is_opaque_key(key)
-            else {"apikey": key, "Authorization": f"Bearer {key}"}
-        )
+        client = self._visitor_client or self._service_client
+        assert client is not None
+        key = client.supabase_key
+        if client is self._visitor_client:
+            headers = {"apikey": key, "Authorization": f"Bearer {self._minter.worker_token()}"}
+        else:
+            headers = {"apikey": key} if is_opaque_key(key) else {
+                "apikey": key, "Authorization": f"Bearer {key}"}  # fmt: skip
         try:
-            response = await self._http.head(
-                str(self._service_client.rest_url) + "/", headers=headers
-            )
+            response = await self._http.head(str(client.rest_url) + "/", headers=headers)
         except httpx.HTTPError as exc:
             raise from_exception(exc) from exc
         if not response.is_success:

@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor;
 grant execute on all functions in schema extensions to session_visitor;
 set local search_path = extensions, public;
 
-select plan(176);
+select plan(202);
 
 -- ---------------------------------------------------------------------------------------------
 -- The visitor role
@@ -28,14 +28,22 @@ select ok(pg_catalog.pg_has_role(current_user, 'session_visitor', 'member'),
           'the migration role is a member of session_visitor (pgTAP''s set role)');
 select is((select rolbypassrls from pg_catalog.pg_roles where rolname = 'service_role'), true,
           'service_role bypasses RLS');
+select has_role('session_worker');
+select is((select (rolcanlogin, rolinherit, rolbypassrls or rolsuper) from pg_catalog.pg_roles where rolname = 'session_worker'),
+          (false, false, false), 'session_worker cannot log in, inherits nothing, is no superuser and does not bypass RLS');
+select ok((select 'statement_timeout=8s' = any (rolconfig) from pg_catalog.pg_roles where rolname = 'session_worker'),
+          'session_worker has the same statement timeout (8s)');
+select is_member_of('session_worker', array['authenticator'], 'authenticator may switch to session_worker');
+select is(pg_catalog.pg_has_role('authenticator', 'session_worker', 'usage'), false,
+          'authenticator does not inherit session_worker''s privileges (it must switch)');
 
 -- ---------------------------------------------------------------------------------------------
 -- The private schema, and nothing in public but functions
 -- ---------------------------------------------------------------------------------------------
 select has_schema('bevsession', 'the private schema bevsession exists');
 select tables_are('bevsession', array['sessions', 'session_policy', 'user_personas', 'persona_signals',
-                                     'conversation_history', 'seal_keys'],
-                  'bevsession holds sessions, session_policy, user_personas, persona_signals, conversation_history and seal_keys');
+                                     'conversation_history', 'seal_keys', 'chat_rate_policy'],
+                  'bevsession holds sessions, session_policy, user_personas, persona_signals, conversation_history, seal_keys and chat_rate_policy');
 select is((select count(*)::int from pg_catalog.pg_class
            where relnamespace = 'bevsession'::regnamespace and relkind in ('r', 'p') and not relrowsecurity),
           0, 'every table in bevsession has row-level security enabled');
@@ -273,7 +281,7 @@ select functions_are('public', array[
     'get_session', 'get_session_policy', 'clear_session', 'forget_session', 'touch_sessions', 'purge_sessions',
     'update_persona', 'record_persona_signal',
     'add_conversation_message', 'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn',
-    'register_seal_keys', 'admin_session_stats', 'link_session'],
+    'register_seal_keys', 'admin_session_stats', 'link_session', 'validate_sessions'],
     'public holds exactly the fifteen RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
@@ -298,9 +306,9 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           'no SQL helper in bevsession has a SET clause or security definer (so each can be inlined)');
 
 -- ---------------------------------------------------------------------------------------------
--- EXECUTE grants: 15 functions × 4 roles, and the exact grantee list of each
+-- EXECUTE grants: 16 functions × 5 roles, and the exact grantee list of each
 -- ---------------------------------------------------------------------------------------------
-create temporary table api (sig text primary key, visitor boolean not null);
+create temporary table api (sig text primary key, visitor boolean not null, worker boolean not null default false);
 insert into api values
     ('public.get_session(boolean)', true),
     ('public.get_session_policy()', true),
@@ -316,20 +324,30 @@ insert into api values
     ('public.finish_chat_turn(text,jsonb,text,text)', true),
     ('public.register_seal_keys(jsonb)', false),
     ('public.admin_session_stats()', false),
-    ('public.link_session()', true);
+    ('public.link_session()', true),
+    ('public.validate_sessions(uuid[],bigint[])', false);
+-- the edge worker's own calls (20261201003200_least_privilege.sql)
+update api set worker = true where sig in ('public.touch_sessions(uuid[],bigint[])', 'public.validate_sessions(uuid[],bigint[])',
+                                           'public.register_seal_keys(jsonb)', 'public.get_session_policy()');
 
-select is(has_function_privilege(r.role, f.sig, 'execute'), r.role = 'service_role' or (f.visitor and r.role = 'session_visitor'),
-          format('%s %s execute %s', r.role, case when r.role = 'service_role' or (f.visitor and r.role = 'session_visitor') then 'may' else 'may not' end, f.sig))
+select is(has_function_privilege(r.role, f.sig, 'execute'),
+          r.role = 'service_role' or (f.visitor and r.role = 'session_visitor') or (f.worker and r.role = 'session_worker'),
+          format('%s %s execute %s', r.role,
+                 case when r.role = 'service_role' or (f.visitor and r.role = 'session_visitor')
+                           or (f.worker and r.role = 'session_worker') then 'may' else 'may not' end, f.sig))
 from api as f
-cross join (values ('anon'), ('authenticated'), ('session_visitor'), ('service_role')) as r(role)
+cross join (values ('anon'), ('authenticated'), ('session_visitor'), ('session_worker'), ('service_role')) as r(role)
 order by f.sig, r.role;
 
 select is((select array_agg(case when a.grantee = 0 then 'PUBLIC' else a.grantee::regrole::text end order by 1)
            from pg_catalog.pg_proc p, aclexplode(p.proacl) a
            where p.oid = f.sig::regprocedure and a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner),
-          case when f.visitor then array['service_role', 'session_visitor'] else array['service_role'] end,
+          array(select g from unnest(array['service_role', 'session_visitor', 'session_worker']) as g
+                where g = 'service_role' or (f.visitor and g = 'session_visitor') or (f.worker and g = 'session_worker')
+                order by 1),
           format('%s is granted to %s only (not PUBLIC, anon or authenticated)', f.sig,
-                 case when f.visitor then 'session_visitor and service_role' else 'service_role' end))
+                 concat_ws(', ', case when f.visitor then 'session_visitor' end,
+                           case when f.worker then 'session_worker' end, 'service_role')))
 from api as f
 order by f.sig;
 

@@ -24,8 +24,10 @@ select policies_are('bevsession', 'sessions', array[
     'Visitors can read their own session',
     'Visitors can start their own session',
     'Visitors can update their own session',
-    'Signed-in users can read their own sessions'],
-    'sessions: read / start / update own, never delete; a signed-in user reads the sessions linked to it (20261201002000_linking)');
+    'Signed-in users can read their own sessions',
+    'The edge worker can see every session''s liveness',
+    'The edge worker can touch live sessions'],
+    'sessions: read / start / update own, never delete; a signed-in user reads the sessions linked to it (20261201002000_linking); the edge worker sees liveness and touches');
 select col_type_is('bevsession', 'sessions', 'current_mode', 'bevsession.session_mode',
                    'sessions.current_mode is the session_mode enum');
 select col_type_is('bevsession', 'sessions', 'last_message', 'bevsession.message_content',
@@ -75,7 +77,8 @@ select throws_ok($$select 100001::bevsession.purge_batch$$, '23514',
 -- ---------------------------------------------------------------------------------------------
 select is((select relrowsecurity from pg_catalog.pg_class where oid = 'bevsession.session_policy'::regclass), true,
           'RLS is enabled on bevsession.session_policy');
-select policies_are('bevsession', 'session_policy', array['Session roles can read the session policy'],
+select policies_are('bevsession', 'session_policy', array['Session roles can read the session policy',
+                                                         'The edge worker can read the session policy'],
                     'session_policy: read only, for the session roles');
 select is((select count(*)::int from bevsession.session_policy), 1, 'the session policy is one row');
 select throws_ok($$insert into bevsession.session_policy (singleton) values (false)$$, '23514',
@@ -453,15 +456,15 @@ insert into result select 'purge3', public.purge_sessions(2 * 86400000);
 reset role;
 
 select is((select body -> 'deleted' from result where name = 'purge1'),
-          '{"idle_sessions": 1, "revoked_sessions": 1, "personas": 2, "messages": 2, "signals": 1}'::jsonb,
+          '{"idle_sessions": 1, "revoked_sessions": 1, "expired_sessions": 0, "personas": 2, "messages": 2, "signals": 1}'::jsonb,
           'a batch of 1: one idle bot (the oldest) and one revoked session (the oldest), with their rows');
 select is((select body -> 'more' from result where name = 'purge1'), 'true'::jsonb, 'and it says there may be more');
 select is((select body -> 'deleted' from result where name = 'purge2'),
-          '{"idle_sessions": 1, "revoked_sessions": 1, "personas": 1, "messages": 0, "signals": 0}'::jsonb,
+          '{"idle_sessions": 1, "revoked_sessions": 1, "expired_sessions": 0, "personas": 1, "messages": 0, "signals": 0}'::jsonb,
           'the next call takes the rest: the second bot and the forgotten tombstone');
 select is((select body -> 'more' from result where name = 'purge2'), 'false'::jsonb, 'nothing more');
 select is((select body -> 'deleted' from result where name = 'purge3'),
-          '{"idle_sessions": 0, "revoked_sessions": 0, "personas": 0, "messages": 0, "signals": 0}'::jsonb,
+          '{"idle_sessions": 0, "revoked_sessions": 0, "expired_sessions": 0, "personas": 0, "messages": 0, "signals": 0}'::jsonb,
           'a repeat deletes nothing');
 select ok((select abs((body ->> 'cutoff')::bigint - bevsession.to_ms(now() - interval '2 days')) <= 1 from result where name = 'purge1'),
           'the cutoff is now minus the age, in ms');

@@ -25,10 +25,11 @@ from unnest(array['user_personas', 'persona_signals']) as t;
 select policies_are('bevsession', 'user_personas', array[
     'Visitors can read their own persona',
     'Visitors can create the persona of their live session',
-    'Visitors can update their own persona',
+    'Visitors can update the persona of their live session',
     'Visitors can delete their own persona',
-    'Signed-in users can read their own personas'],
-    'user_personas: read / create / update / delete own; a signed-in user reads the personas linked to it (20261201002000_linking)');
+    'Signed-in users can read their own personas',
+    'The edge worker can see when each persona changed'],
+    'user_personas: read / create / update / delete own; a signed-in user reads the personas linked to it (20261201002000_linking); the edge worker sees changes');
 select policies_are('bevsession', 'persona_signals', array[
     'Visitors can read their own signals',
     'Visitors can record signals of their live session',

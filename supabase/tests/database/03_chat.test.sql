@@ -339,7 +339,7 @@ select is((select m.persona_snapshot from bevsession.conversation_history m, res
 reset role;
 
 -- ---------------------------------------------------------------------------------------------
--- The chat rate limit: the setting
+-- The chat rate limit: the policy row (bevsession.chat_rate_policy; 20261201003200)
 -- ---------------------------------------------------------------------------------------------
 select has_column('bevsession', 'sessions', 'chat_rate_tat', 'sessions.chat_rate_tat holds the rate limit state');
 select col_type_is('bevsession', 'sessions', 'chat_rate_tat', 'timestamp with time zone',
@@ -353,7 +353,7 @@ create function pg_temp.limit_for(value text) returns text
     language plpgsql
 as $$
 begin
-    perform pg_catalog.set_config('bevsession.chat_rate_limit', value, true);
+    update bevsession.chat_rate_policy set chat_rate_limit = value;
     return (select (turns, per_seconds)::text from bevsession.chat_rate_limit());
 end
 $$;
@@ -366,7 +366,7 @@ from (values ('5/second', '(5,1)'), ('30/min', '(30,60)'), ('100/hour', '(100,36
 -- ---------------------------------------------------------------------------------------------
 -- The rate limit in begin_chat_turn: 3 per minute (sessions R and S)
 -- ---------------------------------------------------------------------------------------------
-select set_config('bevsession.chat_rate_limit', '3/minute', true);
+update bevsession.chat_rate_policy set chat_rate_limit = '3/minute';
 set local role session_visitor;
 select set_config('request.jwt.claims',
     '{"role": "session_visitor", "session_id": "77777777-7777-4777-8777-777777777777"}', true);
@@ -446,12 +446,14 @@ select throws_ok($$select public.begin_chat_turn('x4')$$, 'PT429', null, 'and no
 select throws_ok($$select public.begin_chat_turn(repeat('x', 8001))$$, '22023', 'content: at most 8000 characters',
                  'argument errors come first (22023, not PT429)');
 
--- the limit off: no refusal
-select set_config('bevsession.chat_rate_limit', 'off', true);
+-- the limit off: no refusal (the owner changes the policy row; a visitor cannot)
+reset role;
+update bevsession.chat_rate_policy set chat_rate_limit = 'off';
+set local role session_visitor;
 select lives_ok($$select count(public.begin_chat_turn('unlimited ' || i)) from generate_series(1, 10) as i$$,
                 'with the limit off, 10 turns at one instant are all allowed');
-select set_config('bevsession.chat_rate_limit', '3/minute', true);
 reset role;
+update bevsession.chat_rate_policy set chat_rate_limit = '3/minute';
 
 -- service_role is limited the same way when it acts for a session (the limit is per session)
 set local role service_role;

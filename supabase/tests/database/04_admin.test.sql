@@ -14,8 +14,10 @@ select plan(28);
 -- ---------------------------------------------------------------------------------------------
 select is((select relrowsecurity from pg_catalog.pg_class where oid = 'bevsession.seal_keys'::regclass), true,
           'RLS is enabled on bevsession.seal_keys');
-select policies_are('bevsession', 'seal_keys', array[]::name[],
-                    'seal_keys has no policy: only service_role (BYPASSRLS) reaches it');
+select policies_are('bevsession', 'seal_keys', array['The edge worker can read the seal key fingerprints',
+                                                    'The edge worker can register a seal key',
+                                                    'The edge worker can mark a seal key as seen'],
+                    'seal_keys: no visitor policy; service_role (BYPASSRLS) and the edge worker''s own role reach it');
 select col_is_pk('bevsession', 'seal_keys', 'key_id', 'one fingerprint per key id');
 select table_privs_are('bevsession', 'seal_keys', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
                        'service_role may read and write seal_keys');

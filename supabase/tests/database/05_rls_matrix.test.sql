@@ -1,15 +1,16 @@
 -- Who may touch what: anon, authenticated, session B (against A's rows), session D (its own
--- rows), a revoked session and service_role against EVERY table (direct select / insert / update
--- / delete) and EVERY public function; then signed-in users (authenticated, sub = an account)
--- against the sessions linked to their account and to another one (20261201002000_linking).
+-- rows), a revoked session, session_worker and service_role against EVERY table (direct select /
+-- insert / update / delete) and EVERY public function; then signed-in users (authenticated, sub =
+-- an account) against the sessions linked to their account and to another one
+-- (20261201002000_linking).
 -- Identity as PostgREST gives it: `set local role` and the request.jwt.claims setting.
 begin;
 create extension if not exists pgtap with schema extensions;
-grant usage on schema extensions to session_visitor, service_role, anon, authenticated;
-grant execute on all functions in schema extensions to session_visitor, service_role, anon, authenticated;
+grant usage on schema extensions to session_visitor, session_worker, service_role, anon, authenticated;
+grant execute on all functions in schema extensions to session_visitor, session_worker, service_role, anon, authenticated;
 set local search_path = extensions, public;
 
-select plan(264);
+select plan(336);
 
 -- What one statement did, as the current role: 'N rows' (read or written), 'permission denied'
 -- (no privilege: 42501), 'policy violation' (a row-level policy refused a new row: also 42501),
@@ -60,7 +61,11 @@ insert into table_op values
     ('seal_keys',            'select', $$select * from bevsession.seal_keys where key_id = 'k9'$$),
     ('seal_keys',            'insert', $$insert into bevsession.seal_keys (key_id, fingerprint) values ('k9', repeat('0', 32))$$),
     ('seal_keys',            'update', $$update bevsession.seal_keys set last_seen_at = last_seen_at where key_id = 'k9'$$),
-    ('seal_keys',            'delete', $$delete from bevsession.seal_keys where key_id = 'k9'$$);
+    ('seal_keys',            'delete', $$delete from bevsession.seal_keys where key_id = 'k9'$$),
+    ('chat_rate_policy',     'select', 'select * from bevsession.chat_rate_policy'),
+    ('chat_rate_policy',     'insert', 'insert into bevsession.chat_rate_policy (singleton) values (true)'),
+    ('chat_rate_policy',     'update', $$update bevsession.chat_rate_policy set chat_rate_limit = 'off'$$),
+    ('chat_rate_policy',     'delete', 'delete from bevsession.chat_rate_policy');
 
 -- every function, called with arguments that work for a live session
 create temporary table rpc (name text primary key, admin boolean not null, sql text not null);
@@ -76,6 +81,7 @@ insert into rpc values
     ('clear_session',            false, 'select public.clear_session()'),
     ('forget_session',           false, 'select public.forget_session()'),
     ('touch_sessions',           true,  $$select public.touch_sessions('{}', '{}')$$),
+    ('validate_sessions',        true,  $$select public.validate_sessions('{}', '{}')$$),
     ('purge_sessions',           true,  'select public.purge_sessions(864000000)'),
     ('register_seal_keys',       true,  $$select public.register_seal_keys('{"k1": "0123456789abcdef0123456789abcdef"}')$$),
     ('admin_session_stats',      true,  'select public.admin_session_stats()'),
@@ -85,7 +91,7 @@ create temporary table rpc_order (name text primary key, step int not null);
 insert into rpc_order select name, row_number() over () from unnest(array[
     'get_session', 'get_session_policy', 'update_persona', 'record_persona_signal', 'add_conversation_message',
     'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn', 'link_session', 'clear_session', 'forget_session',
-    'touch_sessions', 'purge_sessions', 'register_seal_keys', 'admin_session_stats']) as name;
+    'touch_sessions', 'validate_sessions', 'purge_sessions', 'register_seal_keys', 'admin_session_stats']) as name;
 grant select on table_op, rpc, rpc_order to public;
 
 -- ---------------------------------------------------------------------------------------------
@@ -234,6 +240,32 @@ order by t.tbl;
 select is((select count(*)::int from bevsession.sessions), 1, 'a revoked session still reads its own session row');
 reset role;
 
+-- ... and its own rows cannot be changed, except by forgetting it (20261201003200)
+set local role session_visitor;
+select set_config('request.jwt.claims',
+    '{"role": "session_visitor", "session_id": "12121212-1212-4212-8212-121212121212"}', true);
+select is(pg_temp.outcome($$update bevsession.sessions set has_brochure = true$$),
+          'error PT403: session revoked: a revoked session only changes by being forgotten',
+          'a revoked session cannot change its flags, even in the step that forgets it');
+select is(pg_temp.outcome($$update bevsession.sessions set forgotten_at = now(), message_count = 7$$),
+          'error PT403: session revoked: a revoked session only changes by being forgotten',
+          'forgetting a revoked session changes nothing else (no counter reset)');
+select is(pg_temp.outcome(format(t.sql, '12121212-1212-4212-8212-121212121212')), '0 rows',
+          'a revoked session cannot update its persona (live sessions only)')
+from table_op t where (t.tbl, t.op) = ('user_personas', 'update');
+select is(pg_temp.outcome($$update bevsession.sessions set forgotten_at = now(), last_message = null$$), '1 row',
+          'a revoked session may become a forgotten tombstone (what forget_session does)');
+select is(pg_temp.outcome($$update bevsession.sessions set has_brochure = true$$),
+          'error PT403: session revoked: a revoked session only changes by being forgotten',
+          'a forgotten session cannot be changed at all');
+select is(pg_temp.outcome(format(t.sql, '12121212-1212-4212-8212-121212121212')), w.want,
+          format('a revoked session: %s on bevsession.chat_rate_policy → %s', t.op, w.want))
+from table_op t
+join (values (1, 'select', '1 row'), (2, 'insert', 'permission denied'), (3, 'update', 'permission denied'),
+             (4, 'delete', 'permission denied')) as w(step, op, want) on t.op = w.op
+where t.tbl = 'chat_rate_policy' order by w.step;
+reset role;
+
 -- ---------------------------------------------------------------------------------------------
 -- session D on its own rows, directly: what the grants and policies allow a visitor
 -- ---------------------------------------------------------------------------------------------
@@ -288,6 +320,17 @@ select is((select count(*)::int from bevsession.sessions where forgotten_at is n
           'A does not see B''s tombstone');
 with changed as (update bevsession.sessions set has_brochure = true returning 1)
 select is(count(*)::int, 1, 'A may update its own session row directly (the columns it is granted)') from changed;
+select is(pg_temp.outcome($$update bevsession.sessions set chat_rate_tat = null$$),
+          'error 22023: chat_rate_tat: the rate limit state only moves forward',
+          'A cannot reset its chat rate limit state (null)');
+select is(pg_temp.outcome($$update bevsession.sessions set chat_rate_tat = chat_rate_tat - interval '1 minute'$$),
+          'error 22023: chat_rate_tat: the rate limit state only moves forward',
+          'A cannot move its chat rate limit state back');
+select is(pg_temp.outcome($$update bevsession.sessions set chat_rate_tat = chat_rate_tat + interval '1 second'$$), '1 row',
+          'the state may move forward (what a chat turn does)');
+select is((select set_config('bevsession.chat_rate_limit', 'off', true) is not null
+           and (select turns from bevsession.chat_rate_limit()) = 20), true,
+          'a session setting no longer changes the chat rate limit (it is the policy row''s)');
 
 -- a visitor role without a session_id claim sees nothing
 select set_config('request.jwt.claims', '{"role": "session_visitor"}', true);
@@ -295,6 +338,65 @@ select is((select count(*)::int from bevsession.sessions) + (select count(*)::in
           + (select count(*)::int from bevsession.conversation_history) + (select count(*)::int from bevsession.persona_signals), 0,
           'session_visitor without a session_id claim sees no row');
 reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- session_worker: every session row, the policy, the seal keys — no message, signal or score
+-- ---------------------------------------------------------------------------------------------
+set local role session_worker;
+select set_config('request.jwt.claims', '{"role": "session_worker"}', true);
+select is(pg_temp.outcome(format(t.sql, 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa')), w.want,
+          format('session_worker: %s on bevsession.%s → %s', t.op, t.tbl, w.why))
+from table_op t
+join (values
+    (1,  'sessions',             'select', '1 row',       'allowed: liveness (touch and validate need whole rows)'),
+    (2,  'user_personas',        'select', 'permission denied', 'permission denied: not the scores'),
+    (3,  'conversation_history', 'select', 'permission denied', 'permission denied'),
+    (4,  'persona_signals',      'select', 'permission denied', 'permission denied'),
+    (5,  'session_policy',       'select', '1 row',       'allowed'),
+    (6,  'seal_keys',            'select', '0 rows',      'allowed (none named k9 yet)'),
+    (7,  'chat_rate_policy',     'select', 'permission denied', 'permission denied'),
+    (8,  'sessions',             'insert', 'permission denied', 'permission denied'),
+    (9,  'user_personas',        'insert', 'permission denied', 'permission denied'),
+    (10, 'conversation_history', 'insert', 'permission denied', 'permission denied'),
+    (11, 'persona_signals',      'insert', 'permission denied', 'permission denied'),
+    (12, 'session_policy',       'insert', 'permission denied', 'permission denied'),
+    (13, 'seal_keys',            'insert', '1 row',       'allowed: registering a seal key'),
+    (14, 'chat_rate_policy',     'insert', 'permission denied', 'permission denied'),
+    (15, 'sessions',             'update', 'permission denied', 'permission denied: only last_activity_at'),
+    (16, 'user_personas',        'update', 'permission denied', 'permission denied'),
+    (17, 'conversation_history', 'update', 'permission denied', 'permission denied'),
+    (18, 'persona_signals',      'update', 'permission denied', 'permission denied'),
+    (19, 'session_policy',       'update', 'permission denied', 'permission denied'),
+    (20, 'seal_keys',            'update', '1 row',       'allowed: last_seen_at'),
+    (21, 'chat_rate_policy',     'update', 'permission denied', 'permission denied'),
+    (22, 'sessions',             'delete', 'permission denied', 'permission denied'),
+    (23, 'user_personas',        'delete', 'permission denied', 'permission denied'),
+    (24, 'conversation_history', 'delete', 'permission denied', 'permission denied'),
+    (25, 'persona_signals',      'delete', 'permission denied', 'permission denied'),
+    (26, 'session_policy',       'delete', 'permission denied', 'permission denied'),
+    (27, 'seal_keys',            'delete', 'permission denied', 'permission denied'),
+    (28, 'chat_rate_policy',     'delete', 'permission denied', 'permission denied')
+) as w(step, tbl, op, want, why) on (w.tbl, w.op) = (t.tbl, t.op)
+order by w.step;
+select is((select count(*)::int from (select id, revoked_at, last_activity_at from bevsession.sessions) as s), 4,
+          'session_worker sees the liveness of every session (A, B, R, D)');
+select is(pg_temp.outcome($$update bevsession.sessions set last_activity_at = now() where id = '12121212-1212-4212-8212-121212121212'$$),
+          '0 rows', 'session_worker cannot touch a revoked session');
+select is(pg_temp.outcome($$update bevsession.sessions set last_activity_at = now() where id = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd'$$),
+          '1 row', 'session_worker may touch a live session''s activity');
+select is(pg_temp.outcome(r.sql),
+          case when r.name in ('touch_sessions', 'validate_sessions', 'register_seal_keys', 'get_session_policy')
+               then '1 row' else 'permission denied' end,
+          format('session_worker: %s() → %s', r.name,
+                 case when r.name in ('touch_sessions', 'validate_sessions', 'register_seal_keys', 'get_session_policy')
+                      then 'allowed' else 'permission denied' end))
+from rpc r join rpc_order o using (name)
+where r.name not in ('clear_session', 'forget_session')
+order by o.step;
+select is(pg_temp.outcome('select public.clear_session()'), 'permission denied', 'session_worker: clear_session() → permission denied');
+select is(pg_temp.outcome('select public.forget_session()'), 'permission denied', 'session_worker: forget_session() → permission denied');
+reset role;
+delete from bevsession.seal_keys where key_id = 'k9';
 
 -- ---------------------------------------------------------------------------------------------
 -- service_role: everything but writing the policy row's existence (RLS bypassed), for admin work
