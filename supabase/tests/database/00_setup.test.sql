@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor;
 grant execute on all functions in schema extensions to session_visitor;
 set local search_path = extensions, public;
 
-select plan(169);
+select plan(199);
 
 -- ---------------------------------------------------------------------------------------------
 -- The visitor role
@@ -34,8 +34,8 @@ select is((select rolbypassrls from pg_catalog.pg_roles where rolname = 'service
 -- ---------------------------------------------------------------------------------------------
 select has_schema('bevsession', 'the private schema bevsession exists');
 select tables_are('bevsession', array['sessions', 'session_policy', 'user_personas', 'persona_signals',
-                                     'conversation_history', 'seal_keys'],
-                  'bevsession holds sessions, session_policy, user_personas, persona_signals, conversation_history and seal_keys');
+                                     'conversation_history', 'seal_keys', 'seed_imports'],
+                  'bevsession holds sessions, session_policy, user_personas, persona_signals, conversation_history, seal_keys and seed_imports');
 select is((select count(*)::int from pg_catalog.pg_class
            where relnamespace = 'bevsession'::regnamespace and relkind in ('r', 'p') and not relrowsecurity),
           0, 'every table in bevsession has row-level security enabled');
@@ -259,8 +259,10 @@ select functions_are('public', array[
     'get_session', 'get_session_policy', 'clear_session', 'forget_session', 'touch_sessions', 'purge_sessions',
     'update_persona', 'record_persona_signal',
     'add_conversation_message', 'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn',
-    'register_seal_keys', 'admin_session_stats'],
-    'public holds exactly the fourteen RPC functions');
+    'register_seal_keys', 'admin_session_stats',
+    'adopt_session', 'import_seed_sessions', 'import_seed_personas', 'import_seed_messages', 'import_seed_signals',
+    'import_seed_summary'],
+    'public holds exactly the twenty RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
           'every public function is security invoker');
@@ -284,7 +286,7 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           'no SQL helper in bevsession has a SET clause or security definer (so each can be inlined)');
 
 -- ---------------------------------------------------------------------------------------------
--- EXECUTE grants: 14 functions × 4 roles, and the exact grantee list of each
+-- EXECUTE grants: 20 functions × 4 roles, and the exact grantee list of each
 -- ---------------------------------------------------------------------------------------------
 create temporary table api (sig text primary key, visitor boolean not null);
 insert into api values
@@ -301,7 +303,13 @@ insert into api values
     ('public.begin_chat_turn(text,jsonb,integer,text)', true),
     ('public.finish_chat_turn(text,jsonb,text,text)', true),
     ('public.register_seal_keys(jsonb)', false),
-    ('public.admin_session_stats()', false);
+    ('public.admin_session_stats()', false),
+    ('public.adopt_session(jsonb,boolean)', true),
+    ('public.import_seed_sessions(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_personas(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_messages(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_signals(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_summary(timestamp with time zone)', false);
 
 select is(has_function_privilege(r.role, f.sig, 'execute'), r.role = 'service_role' or (f.visitor and r.role = 'session_visitor'),
           format('%s %s execute %s', r.role, case when r.role = 'service_role' or (f.visitor and r.role = 'session_visitor') then 'may' else 'may not' end, f.sig))
