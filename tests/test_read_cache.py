@@ -196,10 +196,10 @@ async def test_an_expiry_in_the_database_reaches_the_worker_within_a_flush(
     sid, cookie = await confirmed_cookie(client)
     assert await client_hit(client, cookie)
     await owner.execute(
-        "update bevsession.sessions set last_activity_at = now() - interval '3 hours'"
+        "update bevsession.sessions set last_activity_at = now() - interval '25 hours'"
         " where id = $1",
         uuid.UUID(sid),
-    )  # past the 2 hour idle timeout, by the database's clock only
+    )  # past the 24 hour idle timeout, by the database's clock only
 
     async def refused() -> bool:
         body, _, _ = await client.session(cookie)

@@ -19,6 +19,7 @@ from .errors import (
     SessionRevoked,
 )
 from .models import (
+    AdoptionSnapshot,
     ChatTurnBegin,
     ChatTurnFinish,
     ConversationMessage,
@@ -48,6 +49,7 @@ from .transports.base import Identity, Service, Transport, Visitor
 
 __all__ = [
     "MAX_COOKIE_LENGTH",
+    "AdoptionSnapshot",
     "ChatTurnBegin",
     "ChatTurnFinish",
     "Claims",
