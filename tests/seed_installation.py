@@ -208,6 +208,8 @@ def make_visitor(rng: random.Random, now: datetime, messages: int) -> SeedVisito
     for i in range(messages):
         at = created + timedelta(seconds=span * (i + 1) / (messages + 1))
         user = i % 2 == 0
+        # the persona grows turn by turn; a reply is stored with its turn's snapshot
+        grown = {**persona, "total_interactions": i // 2 + 1}
         text = (
             rng.choice(USER_LINES).format(role=role, size=size, org=org)
             if user
@@ -217,7 +219,7 @@ def make_visitor(rng: random.Random, now: datetime, messages: int) -> SeedVisito
             "id": str(uuid.uuid4()),
             "message_role": "user" if user else "assistant",
             "message_content": text,
-            "persona_snapshot": _snapshot(persona, vectors),
+            "persona_snapshot": _snapshot(grown, vectors),
             "pain_points_inferred": pains[:1] if user else [],
             "ui_specification": None if user else {"type": "insight_page", "sections": [text]},
             "generation_mode": None if user else rng.choice(("fresh", "returning")),

@@ -24,8 +24,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from bevsession.errors import InvalidInput
 from bevsession.local_postgres import LocalPostgres
 from bevsession.sealing import Sealer
+from bevsession.service import SessionService
 from conftest import create_database, drop_database
 from e2e_server import (
     COOKIE_NAME,
@@ -508,3 +510,25 @@ async def test_a_node_visitor_active_elsewhere_keeps_the_session_the_database_th
     assert fresh.json["sessionId"] != user["sessionId"], "our own cookie: the database's clock wins"
     visitor.cookie = node_cookie(iron, user)  # the Node app saw the visitor an hour ago
     assert (await visitor.session())["sessionId"] == user["sessionId"]
+
+
+# --- the RPC over both transports ----------------------------------------------------------------
+async def test_adopt_session_over_the_transport(local_service: SessionService) -> None:
+    """``SessionService.adopt_session``: created from the cookie, what the rules changed counted,
+    then the database wins; a cookie that is no object is refused before any I/O."""
+    user = rich_seed_user(str(uuid.uuid4()))
+    user["persona"] = {**user["persona"], "craft_score": 9.99}
+    first = await local_service.adopt_session(user["sessionId"], user)
+    assert first.created and first.adopted
+    assert first.dropped == {"score_clamped": 1}
+    assert first.session.message_count == 7 and first.session.current_mode == "returning"
+    assert first.persona.craft_score == 1.0
+    assert first.persona.detection_vectors.functional_role == "sales"
+    assert len(first.persona.detection_vectors.functional_role_history) == 2
+    again = await local_service.adopt_session(user["sessionId"], {**user, "messageCount": 0})
+    assert not again.created and not again.adopted and again.session.message_count == 7
+    with pytest.raises(InvalidInput, match="cookie: must be a JSON object"):
+        await local_service.adopt_session(user["sessionId"], [1, 2])  # type: ignore[arg-type]
+    other = str(uuid.uuid4())
+    with pytest.raises(InvalidInput, match=r"cookie\.sessionId"):
+        await local_service.adopt_session(other, user)

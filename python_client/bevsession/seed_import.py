@@ -219,15 +219,18 @@ _ORDINAL: Final = "row_number() over (partition by to_jsonb(t)::text)"
 
 
 def _row_query(schema: str, table: str, columns: set[str]) -> str:
-    """Every row of a seed table as ``to_jsonb`` text, oldest first.
+    """Every row of a seed table as ``to_jsonb`` text, session by session, oldest first.
 
+    Why by session: a session's rows arrive together (its messages get their ``seq`` in
+    ``created_at`` order, equal persona snapshots are normalised once, a session row is counted
+    once per batch), and the seed's index ``(session_id, created_at)`` serves the order.
     A table without an ``id`` column gets ``_ordinal`` (the row's number among identical rows),
     so that two equal rows stay two rows and a second import recognises both.
     """
     row = "to_jsonb(t)"
     if "id" not in columns:
         row += f" || jsonb_build_object('_ordinal', {_ORDINAL})"
-    order = [f"t.{_ident(c)}" for c in ("created_at", "id") if c in columns]
+    order = [f"t.{_ident(c)}" for c in ("session_id", "created_at", "id") if c in columns]
     order_by = f" order by {', '.join(order)}" if order else ""
     # identifiers quoted by _ident; nothing else comes from outside
     return f"select ({row})::text from {_ident(schema, table)} as t{order_by}"  # noqa: S608

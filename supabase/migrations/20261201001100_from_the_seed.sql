@@ -72,11 +72,13 @@ grant execute on function bevsession.seed_uuid(text) to session_visitor, service
 
 -- lower case, every run of other characters one underscore, no underscore at either end, at most
 -- 64 characters; null when what is left does not start with a letter (bevsession.identifier).
+-- (one expression, no subquery: substring() of an anchored pattern is the whole name or null)
 create function bevsession.seed_identifier(value text) returns text
     language sql immutable parallel safe
-return (select case when n.name ~ '^[a-z][a-z0-9_]{0,63}$' then n.name end
-        from (select pg_catalog.rtrim(pg_catalog.left(pg_catalog.btrim(
-                  pg_catalog.regexp_replace(pg_catalog.lower(value), '[^a-z0-9]+', '_', 'g'), '_'), 64), '_') as name) as n);
+return pg_catalog.substring(
+    pg_catalog.rtrim(pg_catalog.left(pg_catalog.btrim(
+        pg_catalog.regexp_replace(pg_catalog.lower(value), '[^a-z0-9]+', '_', 'g'), '_'), 64), '_'),
+    '^[a-z][a-z0-9_]{0,63}$');
 comment on function bevsession.seed_identifier(text) is
     'A seed name as an identifier: lower snake_case, at most 64 characters; null when nothing usable is left.';
 revoke all on function bevsession.seed_identifier(text) from public, anon, authenticated;
@@ -251,6 +253,7 @@ create function bevsession.seed_confidences(source jsonb, out confidences bevses
 as $$
 declare
     v_result jsonb := '{}';
+    v_kept integer := 0;
     v_key text;
     v_value jsonb;
     v_name text;
@@ -269,9 +272,12 @@ begin
             reasons := reasons || 'name_dropped'::text;
         elsif pg_catalog.jsonb_typeof(v_value) <> 'number' then
             reasons := reasons || 'value_dropped'::text;
-        elsif not v_result ? v_name and (select count(*) from pg_catalog.jsonb_object_keys(v_result)) >= 32 then
+        elsif not v_result ? v_name and v_kept >= 32 then
             reasons := reasons || 'pain_points_trimmed'::text;
         else
+            if not v_result ? v_name then
+                v_kept := v_kept + 1;
+            end if;
             if v_name <> v_key then
                 reasons := reasons || 'name_normalised'::text;
             end if;
@@ -426,41 +432,64 @@ as $$
 declare
     v_source jsonb := source;
     v_vectors jsonb;
-    v_score bevsession.score_name;
-    v_vector bevsession.vector_name;
-    v_raw jsonb;
-    v_value text;
-    v_confidence numeric;
     v_updated timestamptz;
     v_part record;
 begin
-    reasons := '{}';
     if v_source is null or pg_catalog.jsonb_typeof(v_source) = 'null' then
         v_source := '{}';
+        reasons := '{}';
     elsif pg_catalog.jsonb_typeof(v_source) <> 'object' then
-        reasons := array['value_dropped'];
         v_source := '{}';
+        reasons := array['value_dropped'];
+    else
+        reasons := '{}';
     end if;
 
-    foreach v_score in array pg_catalog.enum_range(null::bevsession.score_name) loop
-        v_raw := v_source -> v_score::text;
-        persona := bevsession.with_score(persona, v_score, bevsession.seed_score(v_raw));
-        reasons := reasons || bevsession.seed_score_problem(v_raw);
-    end loop;
-    persona.overall_confidence := bevsession.seed_score(v_source -> 'overall_confidence');
-    persona.total_interactions := bevsession.seed_count(v_source -> 'total_interactions');
-    reasons := reasons || bevsession.seed_score_problem(v_source -> 'overall_confidence')
-                       || bevsession.seed_count_problem(v_source -> 'total_interactions');
+    -- Why written out, field by field: a snapshot comes with every imported message, and plain
+    -- assignments of inlined SQL helpers cost a fraction of a loop of PL/pgSQL calls.
+    persona.sales_focus_score      := bevsession.seed_score(v_source -> 'sales_focus_score');
+    persona.marketing_focus_score  := bevsession.seed_score(v_source -> 'marketing_focus_score');
+    persona.operations_focus_score := bevsession.seed_score(v_source -> 'operations_focus_score');
+    persona.compliance_focus_score := bevsession.seed_score(v_source -> 'compliance_focus_score');
+    persona.supplier_score         := bevsession.seed_score(v_source -> 'supplier_score');
+    persona.distributor_score      := bevsession.seed_score(v_source -> 'distributor_score');
+    persona.craft_score            := bevsession.seed_score(v_source -> 'craft_score');
+    persona.mid_sized_score        := bevsession.seed_score(v_source -> 'mid_sized_score');
+    persona.large_score            := bevsession.seed_score(v_source -> 'large_score');
+    persona.overall_confidence     := bevsession.seed_score(v_source -> 'overall_confidence');
+    persona.total_interactions     := bevsession.seed_count(v_source -> 'total_interactions');
+    reasons := reasons || array[
+        bevsession.seed_score_problem(v_source -> 'sales_focus_score'),
+        bevsession.seed_score_problem(v_source -> 'marketing_focus_score'),
+        bevsession.seed_score_problem(v_source -> 'operations_focus_score'),
+        bevsession.seed_score_problem(v_source -> 'compliance_focus_score'),
+        bevsession.seed_score_problem(v_source -> 'supplier_score'),
+        bevsession.seed_score_problem(v_source -> 'distributor_score'),
+        bevsession.seed_score_problem(v_source -> 'craft_score'),
+        bevsession.seed_score_problem(v_source -> 'mid_sized_score'),
+        bevsession.seed_score_problem(v_source -> 'large_score'),
+        bevsession.seed_score_problem(v_source -> 'overall_confidence'),
+        bevsession.seed_count_problem(v_source -> 'total_interactions')];
 
-    select * into v_part from bevsession.seed_pain_points(v_source -> 'pain_points_detected');
-    persona.pain_points_detected := v_part.pain_points;
-    reasons := reasons || v_part.reasons;
-    select * into v_part from bevsession.seed_confidences(v_source -> 'pain_points_confidence');
-    persona.pain_points_confidence := v_part.confidences;
-    reasons := reasons || v_part.reasons;
-    select * into v_part from bevsession.seed_questions(v_source -> 'questions_asked');
-    persona.questions_asked := v_part.questions;
-    reasons := reasons || v_part.reasons;
+    -- (empty lists, the usual case, need no call)
+    persona.pain_points_detected := '{}';
+    persona.pain_points_confidence := '{}';
+    persona.questions_asked := '{}';
+    if coalesce(v_source -> 'pain_points_detected', '[]') not in ('[]', 'null') then
+        select * into v_part from bevsession.seed_pain_points(v_source -> 'pain_points_detected');
+        persona.pain_points_detected := v_part.pain_points;
+        reasons := reasons || v_part.reasons;
+    end if;
+    if coalesce(v_source -> 'pain_points_confidence', '{}') not in ('{}', 'null') then
+        select * into v_part from bevsession.seed_confidences(v_source -> 'pain_points_confidence');
+        persona.pain_points_confidence := v_part.confidences;
+        reasons := reasons || v_part.reasons;
+    end if;
+    if coalesce(v_source -> 'questions_asked', '[]') not in ('[]', 'null') then
+        select * into v_part from bevsession.seed_questions(v_source -> 'questions_asked');
+        persona.questions_asked := v_part.questions;
+        reasons := reasons || v_part.reasons;
+    end if;
 
     v_vectors := v_source -> 'detection_vectors';
     if v_vectors is null or pg_catalog.jsonb_typeof(v_vectors) = 'null' then
@@ -475,25 +504,53 @@ begin
         v_updated := pg_catalog.now();
     end if;
     persona.vectors_updated_at := v_updated;
-    foreach v_vector in array pg_catalog.enum_range(null::bevsession.vector_name) loop
-        v_raw := v_vectors -> v_vector::text;
-        v_value := bevsession.seed_name(v_raw);
-        reasons := reasons || bevsession.seed_name_problem(v_raw);
-        v_confidence := 0;
-        if v_value is not null then
-            v_confidence := bevsession.seed_score(v_vectors -> (v_vector::text || '_confidence'));
-            reasons := reasons || bevsession.seed_score_problem(v_vectors -> (v_vector::text || '_confidence'));
-        end if;
-        select * into v_part from bevsession.seed_history(v_vectors -> (v_vector::text || '_history'),
-                                                          coalesce(v_updated, pg_catalog.now()));
+
+    persona.functional_role := bevsession.seed_name(v_vectors -> 'functional_role');
+    persona.org_type        := bevsession.seed_name(v_vectors -> 'org_type');
+    persona.org_size        := bevsession.seed_name(v_vectors -> 'org_size');
+    persona.product_focus   := bevsession.seed_name(v_vectors -> 'product_focus');
+    persona.functional_role_confidence := case when persona.functional_role is null then 0
+                                               else bevsession.seed_score(v_vectors -> 'functional_role_confidence') end;
+    persona.org_type_confidence        := case when persona.org_type is null then 0
+                                               else bevsession.seed_score(v_vectors -> 'org_type_confidence') end;
+    persona.org_size_confidence        := case when persona.org_size is null then 0
+                                               else bevsession.seed_score(v_vectors -> 'org_size_confidence') end;
+    persona.product_focus_confidence   := case when persona.product_focus is null then 0
+                                               else bevsession.seed_score(v_vectors -> 'product_focus_confidence') end;
+    reasons := reasons || array[
+        bevsession.seed_name_problem(v_vectors -> 'functional_role'),
+        bevsession.seed_name_problem(v_vectors -> 'org_type'),
+        bevsession.seed_name_problem(v_vectors -> 'org_size'),
+        bevsession.seed_name_problem(v_vectors -> 'product_focus'),
+        case when persona.functional_role is not null then bevsession.seed_score_problem(v_vectors -> 'functional_role_confidence') end,
+        case when persona.org_type is not null then bevsession.seed_score_problem(v_vectors -> 'org_type_confidence') end,
+        case when persona.org_size is not null then bevsession.seed_score_problem(v_vectors -> 'org_size_confidence') end,
+        case when persona.product_focus is not null then bevsession.seed_score_problem(v_vectors -> 'product_focus_confidence') end];
+
+    persona.functional_role_history := '[]';
+    persona.org_type_history := '[]';
+    persona.org_size_history := '[]';
+    persona.product_focus_history := '[]';
+    if coalesce(v_vectors -> 'functional_role_history', '[]') not in ('[]', 'null') then
+        select * into v_part from bevsession.seed_history(v_vectors -> 'functional_role_history', coalesce(v_updated, pg_catalog.now()));
+        persona.functional_role_history := v_part.history;
         reasons := reasons || v_part.reasons;
-        case v_vector
-            when 'functional_role' then persona.functional_role := v_value; persona.functional_role_confidence := v_confidence; persona.functional_role_history := v_part.history;
-            when 'org_type'        then persona.org_type := v_value;        persona.org_type_confidence := v_confidence;        persona.org_type_history := v_part.history;
-            when 'org_size'        then persona.org_size := v_value;        persona.org_size_confidence := v_confidence;        persona.org_size_history := v_part.history;
-            when 'product_focus'   then persona.product_focus := v_value;   persona.product_focus_confidence := v_confidence;   persona.product_focus_history := v_part.history;
-        end case;
-    end loop;
+    end if;
+    if coalesce(v_vectors -> 'org_type_history', '[]') not in ('[]', 'null') then
+        select * into v_part from bevsession.seed_history(v_vectors -> 'org_type_history', coalesce(v_updated, pg_catalog.now()));
+        persona.org_type_history := v_part.history;
+        reasons := reasons || v_part.reasons;
+    end if;
+    if coalesce(v_vectors -> 'org_size_history', '[]') not in ('[]', 'null') then
+        select * into v_part from bevsession.seed_history(v_vectors -> 'org_size_history', coalesce(v_updated, pg_catalog.now()));
+        persona.org_size_history := v_part.history;
+        reasons := reasons || v_part.reasons;
+    end if;
+    if coalesce(v_vectors -> 'product_focus_history', '[]') not in ('[]', 'null') then
+        select * into v_part from bevsession.seed_history(v_vectors -> 'product_focus_history', coalesce(v_updated, pg_catalog.now()));
+        persona.product_focus_history := v_part.history;
+        reasons := reasons || v_part.reasons;
+    end if;
     reasons := pg_catalog.array_remove(reasons, null);
 end
 $$;
@@ -742,6 +799,7 @@ begin
                 v_adopted.product_focus_confidence := (v_built.persona).product_focus_confidence;
                 v_adopted.product_focus_history := (v_built.persona).product_focus_history;
                 v_adopted.vectors_updated_at := (v_built.persona).vectors_updated_at;
+                v_adopted.last_updated := pg_catalog.now();
                 v_persona := bevsession.save_persona(v_adopted);
             end if;
             update bevsession.sessions as s set
@@ -785,8 +843,10 @@ grant execute on function public.adopt_session(jsonb, boolean) to session_visito
 -- call is one set-based statement and one transaction; a second import of the same rows finds
 -- them by id and inserts nothing. Every call answers
 --   {read, imported, skipped: {reason: rows}, adjusted: {reason: rows}}
--- where read = imported + already imported + skipped, and adjusted counts the imported rows each
--- rule changed. A row goes to an imported session only (seed_imports): one that exists here for
+-- where read = imported + already imported + skipped, and adjusted counts the rows each rule
+-- changed among those this call stored. Why "already imported" is looked up by id (an index
+-- probe per row) rather than read back from the insert: a CTE has no statistics, and matching
+-- its rows against another CTE plans as a quadratic loop. A row goes to an imported session only (seed_imports): one that exists here for
 -- another reason keeps what it has (session_exists), a revoked or forgotten one gets nothing
 -- (session_revoked: a visitor who asked to be forgotten stays forgotten).
 
@@ -866,7 +926,7 @@ begin
         'adjusted', (select coalesce(pg_catalog.jsonb_object_agg(a.reason, a.n), '{}')
                      from (select r.reason, count(*) as n
                            from checked as c cross join pg_catalog.unnest(c.adjust) as r(reason)
-                           where c.id in (select i.id from inserted as i)
+                           where c.skip is null and not c.known
                            group by r.reason) as a),
         'extended', (select count(*) from extended))
     into v_result;
@@ -911,10 +971,11 @@ begin
                     when t.id is null then 'session_missing'
                     when t.revoked_at is not null then 'session_revoked'
                     when i.session_id is null then 'session_exists'
-                    when same.id is not null then null                   -- imported before: the insert skips it
+                    when same.id is not null then null                   -- imported before (already)
                     when other.id is not null then 'persona_exists'
                     when pg_catalog.row_number() over (partition by s.session_id order by s.ord) > 1 then 'persona_exists'
-               end as skip
+               end as skip,
+               same.id is not null as already
         from src as s
         left join bevsession.sessions as t on t.id = s.session_id
         left join bevsession.seed_imports as i on i.session_id = s.session_id
@@ -935,7 +996,7 @@ begin
                           or bevsession.seed_timestamp(c.r -> 'last_updated') > pg_catalog.now() then 'timestamp_clamped' end], null) as adjust
         from checked as c
         cross join lateral bevsession.seed_persona(c.r) as p
-        where c.skip is null
+        where c.skip is null and not c.already
     ),
     inserted as (
         insert into bevsession.user_personas (
@@ -973,7 +1034,6 @@ begin
         'adjusted', (select coalesce(pg_catalog.jsonb_object_agg(a.reason, a.n), '{}')
                      from (select r.reason, count(distinct sh.ord) as n
                            from shaped as sh cross join pg_catalog.unnest(sh.adjust) as r(reason)
-                           where sh.id in (select i.id from inserted as i)
                            group by r.reason) as a))
     into v_result;
     return v_result;
@@ -1009,7 +1069,9 @@ begin
 
     with src as (
         select e.ord, e.value as r, bevsession.seed_uuid(e.value ->> 'session_id') as session_id,
-               pg_catalog.lower(pg_catalog.btrim(e.value ->> 'message_role')) as role
+               pg_catalog.lower(pg_catalog.btrim(e.value ->> 'message_role')) as role,
+               bevsession.seed_timestamp(e.value -> 'created_at') as at,
+               bevsession.seed_row_id('conversation_history', e.value) as id
         from pg_catalog.jsonb_array_elements(v_rows) with ordinality as e(value, ord)
     ),
     checked as (
@@ -1020,42 +1082,65 @@ begin
                     when i.session_id is null then 'session_exists'
                     when s.role is null or s.role <> all (pg_catalog.enum_range(null::bevsession.message_role)::text[]) then 'unknown_role'
                     when pg_catalog.jsonb_typeof(s.r -> 'message_content') is distinct from 'string' then 'content_missing'
-               end as skip
+               end as skip,
+               done.id is not null as already
         from src as s
         left join bevsession.sessions as t on t.id = s.session_id
         left join bevsession.seed_imports as i on i.session_id = s.session_id
+        left join bevsession.conversation_history as done on done.id = s.id
+    ),
+    -- Why once per distinct snapshot: a reply is stored with its turn's snapshot, and a persona
+    -- that did not move gives equal snapshots (the command sends a session's messages together).
+    -- The first row of each equal group normalises it, the window hands it to the others: no
+    -- join (a CTE has no statistics, and a nested loop over jsonb would be quadratic).
+    -- (first_value() evaluates its argument once per row, on the frame's head: the normalising
+    -- is done a step before, for the first rows only, and the window only copies its result)
+    firsts as materialized (
+        select c.*, pg_catalog.row_number() over (partition by c.r -> 'persona_snapshot' order by c.ord) = 1 as first
+        from checked as c
+        where c.skip is null and not c.already
+    ),
+    own as materialized (
+        select f.*,
+               case when f.first and pg_catalog.jsonb_typeof(f.r -> 'persona_snapshot') = 'object' then
+                   (select pg_catalog.jsonb_build_object('snapshot', bevsession.persona_json(sp.persona),
+                                                         'changed', pg_catalog.cardinality(sp.reasons) > 0)
+                    from bevsession.seed_persona(f.r -> 'persona_snapshot') as sp)
+               end as own_norm
+        from firsts as f
+    ),
+    normalised as materialized (
+        select o.*,
+               pg_catalog.first_value(o.own_norm) over (partition by o.r -> 'persona_snapshot' order by o.first desc) as norm
+        from own as o
     ),
     shaped as (
-        select c.ord, c.session_id, bevsession.seed_row_id('conversation_history', c.r) as id,
+        select c.ord, c.session_id, c.id,
                bevsession.seed_uuid(c.r ->> 'user_id') as user_id,
                c.role::bevsession.message_role as role,
                pg_catalog.left(c.r ->> 'message_content', 8000) as content,
-               case when pg_catalog.jsonb_typeof(c.r -> 'persona_snapshot') = 'object' then bevsession.persona_json(sp.persona) end as snapshot,
+               c.norm -> 'snapshot' as snapshot,
                pp.pain_points,
                case when pg_catalog.octet_length((c.r -> 'ui_specification')::text) <= 262144
                     then nullif(c.r -> 'ui_specification', 'null'::jsonb) end as ui,
                bevsession.seed_name(c.r -> 'generation_mode') as mode,
                bevsession.seed_text(c.r -> 'estimated_read_time', 20) as read_time,
-               least(coalesce(bevsession.seed_timestamp(c.r -> 'created_at'), started_at), pg_catalog.now()) as created_at,
+               least(coalesce(c.at, started_at), pg_catalog.now()) as created_at,
                pp.reasons || pg_catalog.array_remove(array[
                    case when c.r ->> 'session_id' <> c.session_id::text then 'session_id_normalised' end,
                    case when c.r ? 'id' and bevsession.seed_uuid(c.r ->> 'id') is null then 'id_derived' end,
                    case when bevsession.seed_uuid(c.r ->> 'user_id') is null and c.r ->> 'user_id' is not null then 'value_dropped' end,
                    case when c.r ->> 'message_role' <> c.role then 'role_normalised' end,
                    case when pg_catalog.char_length(c.r ->> 'message_content') > 8000 then 'message_truncated' end,
-                   case when pg_catalog.jsonb_typeof(c.r -> 'persona_snapshot') = 'object' and pg_catalog.cardinality(sp.reasons) > 0
-                        then 'snapshot_normalised'
+                   case when (c.norm ->> 'changed')::boolean then 'snapshot_normalised'
                         when pg_catalog.jsonb_typeof(c.r -> 'persona_snapshot') not in ('object', 'null') then 'snapshot_dropped' end,
                    case when pg_catalog.octet_length((c.r -> 'ui_specification')::text) > 262144 then 'ui_specification_dropped' end,
                    bevsession.seed_name_problem(c.r -> 'generation_mode'),
                    bevsession.seed_text_problem(c.r -> 'estimated_read_time', 20),
-                   case when bevsession.seed_timestamp(c.r -> 'created_at') is null then 'timestamp_defaulted'
-                        when bevsession.seed_timestamp(c.r -> 'created_at') > pg_catalog.now() then 'timestamp_clamped' end], null) as adjust
-        from checked as c
-        cross join lateral bevsession.seed_persona(case when pg_catalog.jsonb_typeof(c.r -> 'persona_snapshot') = 'object'
-                                                        then c.r -> 'persona_snapshot' end) as sp
+                   case when c.at is null then 'timestamp_defaulted'
+                        when c.at > pg_catalog.now() then 'timestamp_clamped' end], null) as adjust
+        from normalised as c
         cross join lateral bevsession.seed_pain_points(c.r -> 'pain_points_inferred') as pp
-        where c.skip is null
     ),
     inserted as (
         insert into bevsession.conversation_history (
@@ -1093,7 +1178,6 @@ begin
         'adjusted', (select coalesce(pg_catalog.jsonb_object_agg(a.reason, a.n), '{}')
                      from (select r.reason, count(distinct sh.ord) as n
                            from shaped as sh cross join pg_catalog.unnest(sh.adjust) as r(reason)
-                           where sh.id in (select i.id from inserted as i)
                            group by r.reason) as a),
         'sessions_counted', (select count(*) from counted))
     into v_result;
@@ -1135,7 +1219,9 @@ begin
     with src as (
         select e.ord, e.value as r, bevsession.seed_uuid(e.value ->> 'session_id') as session_id,
                coalesce(pg_catalog.lower(pg_catalog.btrim(e.value ->> 'signal_strength')), 'medium') as strength,
-               pg_catalog.lower(pg_catalog.btrim(e.value ->> 'vector')) as vector
+               pg_catalog.lower(pg_catalog.btrim(e.value ->> 'vector')) as vector,
+               bevsession.seed_timestamp(e.value -> 'created_at') as at,
+               bevsession.seed_row_id('persona_signals', e.value) as id
         from pg_catalog.jsonb_array_elements(v_rows) with ordinality as e(value, ord)
     ),
     checked as (
@@ -1147,13 +1233,15 @@ begin
                     when s.strength <> all (pg_catalog.enum_range(null::bevsession.signal_strength)::text[]) then 'unknown_signal_strength'
                end as skip,
                (s.vector = any (pg_catalog.enum_range(null::bevsession.vector_name)::text[])
-                and bevsession.seed_name(s.r -> 'vector_value') is not null) as has_vector
+                and bevsession.seed_name(s.r -> 'vector_value') is not null) as has_vector,
+               done.id is not null as already
         from src as s
         left join bevsession.sessions as t on t.id = s.session_id
         left join bevsession.seed_imports as i on i.session_id = s.session_id
+        left join bevsession.persona_signals as done on done.id = s.id
     ),
     shaped as (
-        select c.ord, c.session_id, bevsession.seed_row_id('persona_signals', c.r) as id,
+        select c.ord, c.session_id, c.id,
                bevsession.seed_uuid(c.r ->> 'user_id') as user_id,
                coalesce(bevsession.seed_name(c.r -> 'signal_type'), 'unspecified') as signal_type,
                coalesce(bevsession.seed_text(c.r -> 'signal_text', 2000), '') as signal_text,
@@ -1164,7 +1252,7 @@ begin
                case when c.has_vector then bevsession.seed_name(c.r -> 'vector_value') end as vector_value,
                bevsession.seed_score(c.r -> 'confidence_before') as confidence_before,
                bevsession.seed_score(c.r -> 'confidence_after') as confidence_after,
-               least(coalesce(bevsession.seed_timestamp(c.r -> 'created_at'), started_at), pg_catalog.now()) as created_at,
+               least(coalesce(c.at, started_at), pg_catalog.now()) as created_at,
                pp.reasons || pg_catalog.array_remove(array[
                    case when c.r ->> 'session_id' <> c.session_id::text then 'session_id_normalised' end,
                    case when c.r ? 'id' and bevsession.seed_uuid(c.r ->> 'id') is null then 'id_derived' end,
@@ -1176,11 +1264,11 @@ begin
                    case when c.has_vector then bevsession.seed_name_problem(c.r -> 'vector_value') end,
                    bevsession.seed_score_problem(c.r -> 'confidence_before'),
                    bevsession.seed_score_problem(c.r -> 'confidence_after'),
-                   case when bevsession.seed_timestamp(c.r -> 'created_at') is null then 'timestamp_defaulted'
-                        when bevsession.seed_timestamp(c.r -> 'created_at') > pg_catalog.now() then 'timestamp_clamped' end], null) as adjust
+                   case when c.at is null then 'timestamp_defaulted'
+                        when c.at > pg_catalog.now() then 'timestamp_clamped' end], null) as adjust
         from checked as c
         cross join lateral bevsession.seed_pain_points(c.r -> 'pain_points_inferred') as pp
-        where c.skip is null
+        where c.skip is null and not c.already
     ),
     inserted as (
         insert into bevsession.persona_signals (
@@ -1201,7 +1289,6 @@ begin
         'adjusted', (select coalesce(pg_catalog.jsonb_object_agg(a.reason, a.n), '{}')
                      from (select r.reason, count(distinct sh.ord) as n
                            from shaped as sh cross join pg_catalog.unnest(sh.adjust) as r(reason)
-                           where sh.id in (select i.id from inserted as i)
                            group by r.reason) as a))
     into v_result;
     return v_result;
