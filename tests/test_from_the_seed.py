@@ -332,7 +332,9 @@ def test_import_refusals_are_one_clear_line(pg: LocalPostgres) -> None:
     assert "hunter2" not in down.stderr + down.stdout
     bad_batch = import_seed("--batch", "0", env=clean_env(DATABASE_URL=pg.dsn()))
     assert bad_batch.returncode == 2 and "at least 1" in bad_batch.stderr, bad_batch
-    for proc in (no_url, down, bad_batch):
+    big_batch = import_seed("--batch", "50001", env=clean_env(DATABASE_URL=pg.dsn()))
+    assert big_batch.returncode == 2 and "at most 50000" in big_batch.stderr, big_batch
+    for proc in (no_url, down, bad_batch, big_batch):
         assert "Traceback" not in proc.stderr, proc.stderr
 
 

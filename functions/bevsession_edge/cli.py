@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from bevsession.errors import SessionError
+from bevsession.limits import MAX_SEED_BATCH
 from bevsession.local_postgres import LocalPostgresError
 from bevsession.migrations import migrate
 from bevsession.seed_import import (
@@ -117,6 +118,9 @@ def cmd_import_seed(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.batch > MAX_SEED_BATCH:
+        print(f"bevsession import-seed: --batch must be at most {MAX_SEED_BATCH}", file=sys.stderr)
+        return 2
     try:
         report = asyncio.run(
             import_seed(
@@ -131,6 +135,10 @@ def cmd_import_seed(args: argparse.Namespace) -> int:
     except SeedImportError as exc:
         print(f"bevsession import-seed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bevsession import-seed: interrupted; what was committed stays, run it again",
+              file=sys.stderr)  # fmt: skip
+        return 130
     print(json.dumps(report.as_dict()))
     print(f"import-seed: {_import_verdict(report)}", file=sys.stderr)
     return 0
