@@ -37,6 +37,7 @@ from e2e_server import PASSWORD, StartServer, clean_env, free_port, serve_comman
 COOKIE = "bevgenie_session"
 THIS_FILE = Path(__file__).read_bytes()
 HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 def now_ms() -> int:
@@ -80,7 +81,6 @@ async def app_client(
     settings = load_settings(
         session_password=PASSWORD,
         database_url=pg.dsn(db_name, user="authenticator"),
-        session_idle_timeout=2 * 3600,
         **overrides,
     )
     transport = await PostgresTransport.connect(pg.dsn(db_name, user="authenticator"))
@@ -166,18 +166,70 @@ async def test_absolute_lifetime_cannot_be_extended_by_activity(
     client: TestClient[Any, Any],
 ) -> None:
     """aiohttp-session and Starlette users confuse max-age with idle timeout; we keep both."""
-    user = cookie_user(created_ago_ms=25 * HOUR_MS, active_ago_ms=60_000)  # active a minute ago
+    user = cookie_user(created_ago_ms=31 * DAY_MS, active_ago_ms=60_000)  # active a minute ago
     body, header = await get_session(client, sealed(user))
-    assert body["sessionId"] != user["sessionId"], "a session past 24 h must not be served"
+    assert body["sessionId"] != user["sessionId"], "a session past 30 days must not be served"
     assert header is not None
     assert (await rejections(client)).get("lifetime") == 1
 
 
 async def test_idle_timeout_ends_a_quiet_session(client: TestClient[Any, Any]) -> None:
-    user = cookie_user(created_ago_ms=4 * HOUR_MS, active_ago_ms=3 * HOUR_MS)  # idle 3 h > 2 h
+    user = cookie_user(created_ago_ms=26 * HOUR_MS, active_ago_ms=25 * HOUR_MS)  # idle 25 h > 24 h
     body, _ = await get_session(client, sealed(user))
     assert body["sessionId"] != user["sessionId"]
     assert (await rejections(client)).get("idle") == 1
+
+
+async def test_a_session_active_every_day_outlives_a_day_as_the_seeds_does(
+    client: TestClient[Any, Any], db_dsn: str
+) -> None:
+    """The seed's cookie is saved on every request with a 24 h ttl, so its lifetime slides: a
+    session created 30 h ago and active an hour ago is still the same session, in the cookie and
+    in the database, and its resealed cookie lives another 24 h."""
+    first, header = await get_session(client, None)
+    assert header is not None
+    sid = first["sessionId"]
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "update bevsession.sessions set created_at = now() - interval '30 hours',"
+            " last_activity_at = now() - interval '1 hour' where id = $1",
+            uuid.UUID(sid),
+        )
+    finally:
+        await conn.close()
+    user = cookie_user(created_ago_ms=30 * HOUR_MS, active_ago_ms=HOUR_MS)
+    user["sessionId"] = sid
+    again, resealed = await get_session(client, sealed(user))
+    assert again["sessionId"] == sid, "30 h old and active an hour ago: the same session"
+    assert again["createdAt"] <= now_ms() - 30 * HOUR_MS + 60_000, "its creation did not move"
+    assert resealed is not None, "the activity is written back into the cookie"
+    assert max_age(resealed) == 86400 - 60, "the cookie slides: another 24 h from now"
+    assert not await rejections(client)
+
+
+async def test_the_cookie_lives_until_whichever_expiry_ends_first(
+    client: TestClient[Any, Any], db_dsn: str
+) -> None:
+    """Max-Age is the idle timeout from now, or the absolute lifetime left when that is sooner."""
+    first, header = await get_session(client, None)
+    assert header is not None and max_age(header) == 86400 - 60  # the idle timeout (24 h) first
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "update bevsession.sessions set created_at = now() - interval '29 days 14 hours'"
+            " where id = $1",
+            uuid.UUID(first["sessionId"]),
+        )
+    finally:
+        await conn.close()
+    user = cookie_user(created_ago_ms=29 * DAY_MS + 14 * HOUR_MS, active_ago_ms=5 * 60_000)
+    user["sessionId"] = first["sessionId"]
+    again, resealed = await get_session(client, sealed(user))
+    assert again["sessionId"] == first["sessionId"]
+    assert resealed is not None
+    left = 10 * 3600 - 60  # 30 days less 29 days 14 hours, less iron's skew
+    assert left - 5 <= max_age(resealed) <= left, resealed
 
 
 async def test_a_session_within_both_limits_is_served(client: TestClient[Any, Any]) -> None:
@@ -188,9 +240,16 @@ async def test_a_session_within_both_limits_is_served(client: TestClient[Any, An
 
 
 async def test_resealing_never_extends_the_cookie_past_the_absolute_lifetime(
-    client: TestClient[Any, Any], db_dsn: str
+    pg: LocalPostgres, db_name: str, db_dsn: str
 ) -> None:
-    """The cookie's Max-Age counts down from creation; activity does not push it back."""
+    """The cookie's Max-Age counts down from creation; activity does not push it back.
+
+    Here with a 24 h absolute lifetime and no idle timeout, so the absolute one decides."""
+    async with app_client(pg, db_name, session_ttl=86400, session_idle_timeout=0) as client:
+        await _resealing_counts_down(client, db_dsn)
+
+
+async def _resealing_counts_down(client: TestClient[Any, Any], db_dsn: str) -> None:
     body, header = await get_session(client, None)
     assert header is not None and max_age(header) == 86400 - 60  # iron-session's arithmetic
     # Age the session by ten hours, in the cookie and in the database alike.
@@ -231,7 +290,7 @@ async def test_the_database_enforces_the_expiries_too(
     conn = await asyncpg.connect(db_dsn)
     try:
         await conn.execute(
-            "update bevsession.sessions set last_activity_at = now() - interval '3 hours'"
+            "update bevsession.sessions set last_activity_at = now() - interval '25 hours'"
             " where id = $1",
             uuid.UUID(body["sessionId"]),
         )

@@ -143,12 +143,12 @@ async def test_expired_sessions_are_stale_and_not_revived(
     idle, idle_seen = await settled(local_service, owner)
     old, old_seen = await settled(local_service, owner)
     await owner.execute(
-        "update bevsession.sessions set last_activity_at = now() - interval '3 hours'"
+        "update bevsession.sessions set last_activity_at = now() - interval '25 hours'"
         " where id = $1",
         idle,
-    )  # the default idle timeout is 2 hours
+    )  # the default idle timeout is 24 hours
     await owner.execute(
-        "update bevsession.sessions set created_at = now() - interval '2 days' where id = $1", old
+        "update bevsession.sessions set created_at = now() - interval '31 days' where id = $1", old
     )
     idle_before = await last_activity_ms(owner, idle)
     result = await local_service.touch_sessions({idle: idle_seen, old: old_seen})

@@ -1,4 +1,4 @@
-"""The ``bevsession`` command: ``serve``, ``migrate``, ``purge``, ``gen-password``,
+"""The ``bevsession`` command: ``serve``, ``migrate``, ``import-seed``, ``purge``, ``gen-password``,
 ``gen-signing-key``.
 
 ``serve`` with nothing configured starts the embedded default (a local PostgreSQL under the
@@ -18,14 +18,23 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 from bevsession.errors import SessionError
+from bevsession.limits import MAX_SEED_BATCH
 from bevsession.local_postgres import LocalPostgresError
 from bevsession.migrations import migrate
+from bevsession.seed_import import (
+    DEFAULT_BATCH,
+    ImportReport,
+    SeedImportError,
+    TableReport,
+    import_seed,
+)
 from bevsession.transports.base import Transport
 
 from .config import ConfigError, load_settings
@@ -84,8 +93,91 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-seed ----------------------------------------------------------------------------
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+class _ProgressLine:
+    """Progress on stderr: each table once it is done, and every few seconds while it runs."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, name: str, table: TableReport, done: bool) -> None:
+        now = time.monotonic()
+        if not done and now - self.last < PROGRESS_EVERY_SECONDS:
+            return
+        self.last = now
+        skipped = sum(table.skipped.values())
+        print(
+            f"import-seed: {name}: {table.read} read, {table.imported} imported, "
+            f"{table.already_imported} already imported, {skipped} skipped"
+            f"{' (done)' if done else ''} [{now - self.started:.1f} s]",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _import_verdict(report: ImportReport) -> str:
+    """The one sentence that closes an import: what it did, or that there was nothing new."""
+    if report.nothing_new:
+        already = sum(t.already_imported for t in report.tables.values())
+        return f"nothing new to import: {already} row(s) were imported before"
+    what = ", ".join(f"{t.imported} {name}" for name, t in report.tables.items())
+    skipped = sum(sum(t.skipped.values()) for t in report.tables.values())
+    verb = "would import" if report.dry_run else "imported"
+    tail = " (dry run: nothing was written)" if report.dry_run else ""
+    return f"{verb} {what}; {skipped} row(s) skipped, by reason in the summary{tail}"
+
+
+def cmd_import_seed(args: argparse.Namespace) -> int:
+    """Copy a seed installation (its three tables) into this project's tables."""
+    target = args.database_url or os.environ.get("DATABASE_URL")
+    if not target:
+        print(
+            "bevsession import-seed: set DATABASE_URL (the owner connection used for `bevsession "
+            "migrate`) or pass --database-url",
+            file=sys.stderr,
+        )
+        return 2
+    if args.batch > MAX_SEED_BATCH:
+        print(f"bevsession import-seed: --batch must be at most {MAX_SEED_BATCH}", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(
+            import_seed(
+                target,
+                source_dsn=args.source,
+                source_schema=args.source_schema,
+                dry_run=args.dry_run,
+                batch_size=args.batch,
+                progress=_ProgressLine(),
+            )
+        )
+    except SeedImportError as exc:
+        print(f"bevsession import-seed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bevsession import-seed: interrupted; what was committed stays, run it again",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    print(json.dumps(report.as_dict()))
+    print(f"import-seed: {_import_verdict(report)}", file=sys.stderr)
+    return 0
+
+
 # --- purge ----------------------------------------------------------------------------------
-DEFAULT_SESSION_TTL = 86400
+DEFAULT_SESSION_TTL = 30 * 86400
+DEFAULT_IDLE_TIMEOUT = 86400
+
+
+def cookie_lifetime() -> int:
+    """The longest a cookie can still open, in seconds: a seal lives until whichever expiry
+    ends first (SESSION_TTL from creation, SESSION_IDLE_TIMEOUT from the last activity)."""
+    ttl = int(os.environ.get("SESSION_TTL") or DEFAULT_SESSION_TTL)
+    idle = int(os.environ.get("SESSION_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT)
+    return min(ttl, idle) if idle > 0 else ttl
 
 
 async def _admin_transport(database_url: str | None) -> Transport:
@@ -129,12 +221,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
     inactive / revoked for more than ``--idle-days`` days, and sessions whose absolute lifetime
     ended more than that ago, whatever their activity, except those an operator marked
     ``kept_for_analytics`` (runs as service_role)."""
-    ttl = int(os.environ.get("SESSION_TTL") or DEFAULT_SESSION_TTL)
-    if args.idle_days * 86400 <= ttl:
+    try:
+        lifetime = cookie_lifetime()
+    except ValueError:
+        print("bevsession purge: SESSION_TTL and SESSION_IDLE_TIMEOUT must be whole seconds",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.idle_days * 86400 <= lifetime:
         # A cookie naming a deleted revoked session would open a fresh one under the old id.
         print(
             f"bevsession purge: --idle-days {args.idle_days} is not longer than the cookie "
-            f"lifetime (SESSION_TTL={ttl} s); a revoked session's cookie could still open",
+            f"lifetime ({lifetime} s: SESSION_TTL / SESSION_IDLE_TIMEOUT, whichever ends "
+            "first); a revoked session's cookie could still open",
             file=sys.stderr,
         )
         return 2
@@ -306,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument(
         "--idle-days", type=_positive_int, default=30, metavar="N",
         help="delete what is idle or revoked for more than N days (default 30; must exceed "
-        "SESSION_TTL)",
+        "the cookie lifetime: SESSION_TTL or SESSION_IDLE_TIMEOUT, whichever is shorter)",
     )  # fmt: skip
     purge.add_argument(
         "--batch", type=_positive_int, default=10_000, metavar="N",
@@ -314,6 +412,27 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     purge.add_argument("--database-url", default=None, help="defaults to $DATABASE_URL")
     purge.set_defaults(func=cmd_purge)
+
+    seed = sub.add_parser(
+        "import-seed",
+        help="copy a seed installation (user_personas, conversation_history, persona_signals)",
+        description="Copy the seed's tables into this project's tables, batch by batch; safe to "
+        "run again (nothing is imported twice). Summary as JSON on stdout, progress on stderr; "
+        "the rules for rows that cannot be stored as they are: docs/from-the-seed.md.",
+    )
+    seed.add_argument("--database-url", default=None,
+                      help="the project's database, as owner (default $DATABASE_URL)")  # fmt: skip
+    seed.add_argument("--source", default=None, metavar="URL",
+                      help="the seed's database (defaults to the project's database)")  # fmt: skip
+    seed.add_argument("--source-schema", default="public", metavar="NAME",
+                      help="the schema of the seed's tables (default public)")  # fmt: skip
+    seed.add_argument("--dry-run", action="store_true",
+                      help="report what would be imported; write nothing")  # fmt: skip
+    seed.add_argument(
+        "--batch", type=_positive_int, default=DEFAULT_BATCH, metavar="N",
+        help=f"rows per transaction (default {DEFAULT_BATCH}; at most 50000)",
+    )  # fmt: skip
+    seed.set_defaults(func=cmd_import_seed)
 
     gen = sub.add_parser("gen-password", help="print a new SESSION_PASSWORD")
     gen.set_defaults(func=cmd_gen_password)

@@ -82,11 +82,13 @@ class Settings(BaseSettings):
 
     # Cookie and session lifetime.
     cookie_name: str = Field("bevgenie_session", validation_alias="SESSION_COOKIE_NAME")
-    # Two expiries: the absolute lifetime from creation (also the cookie's lifetime) and the
-    # idle timeout from the last activity (0 = none). The database enforces its own copy of
-    # both (bevsession.session_policy); keep them equal.
-    session_ttl: int = Field(86400, ge=120, validation_alias="SESSION_TTL")
-    session_idle_timeout: int = Field(7200, ge=0, validation_alias="SESSION_IDLE_TIMEOUT")
+    # Two expiries, the seed's by default: a session lives 24 h past its last activity (the
+    # seed saves its cookie with a 24 h ttl on every request, so its lifetime slides), within an
+    # absolute lifetime of 30 days from its creation (activity alone cannot keep it for ever).
+    # Idle 0 = none. The cookie's Max-Age follows whichever ends first. The database enforces
+    # its own copy of both (bevsession.session_policy); keep them equal.
+    session_ttl: int = Field(30 * 86400, ge=120, validation_alias="SESSION_TTL")
+    session_idle_timeout: int = Field(86400, ge=0, validation_alias="SESSION_IDLE_TIMEOUT")
     # Secure unless turned off explicitly (plain-http development; production refuses that).
     cookie_secure: bool | None = Field(None, validation_alias="SESSION_COOKIE_SECURE")
     # Without a domain, production names the cookie __Host-<name> (no sibling subdomain can set
@@ -190,6 +192,10 @@ class Settings(BaseSettings):
         secret = self.supabase_jwt_secret
         if secret is not None and 0 < len(secret.get_secret_value()) < 32:
             raise ValueError("SUPABASE_JWT_SECRET must have at least 32 characters")
+        if 0 < self.session_idle_timeout < 120:
+            # Max-Age is the idle timeout less iron's 60 s skew: below 120 s the cookie would
+            # expire (nearly) at once.
+            raise ValueError("SESSION_IDLE_TIMEOUT must be 0 (none) or at least 120 seconds")
         if self.environment == "production":
             if self.password_generated:
                 raise ValueError(

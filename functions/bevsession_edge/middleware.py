@@ -112,9 +112,9 @@ def load_session(request: web.Request) -> SessionState:
     confirmed = cache.lookup(sealed) if cache is not None and sealed else None
     if confirmed is not None:  # a cookie the database confirmed lately: no unseal needed
         user: CookieUser | None = confirmed.user
-        reason, reseal = None, False
+        reason, reseal, unsealed = None, False, None
     else:
-        user, reason, reseal = open_cookie(sealed, app[SEALER])
+        user, reason, reseal, unsealed = open_cookie(sealed, app[SEALER])
         if user is not None and user.sessionId in app[REVOKED]:
             user, reason = None, "revoked"  # seen over here: refused, database or not
     now = now_ms()
@@ -132,7 +132,7 @@ def load_session(request: web.Request) -> SessionState:
         return SessionState.from_confirmed(user, confirmed.fresh_user(now),
                                            seen_ms=confirmed.seen_ms,
                                            loaded_json=confirmed.content_json)  # fmt: skip
-    state = SessionState(user, is_new=False, reseal=reseal)
+    state = SessionState(user, is_new=False, reseal=reseal, cookie_user=unsealed)
     state.update(lastActivityAt=now)
     return state
 
@@ -169,9 +169,12 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
                 and not state.cached:  # fmt: skip
             cache.confirm(sealed, loaded, seen_ms, request[BEGAN])
         return
-    # The cookie lives only as long as the session's absolute lifetime has left: resealing
-    # never extends it (activity must not keep a session alive for ever).
-    ttl = remaining_seconds(state.user, now=now_ms(), lifetime=request.app[SETTINGS].session_ttl)
+    # The cookie lives until the session's first expiry: the idle timeout from this activity
+    # (it slides as the visitor comes back, like the seed's cookie) or the absolute lifetime
+    # left, which resealing never extends (activity must not keep a session alive for ever).
+    settings = request.app[SETTINGS]
+    ttl = remaining_seconds(state.user, now=now_ms(), lifetime=settings.session_ttl,
+                            idle_timeout=settings.session_idle_timeout)  # fmt: skip
     if ttl <= TIMESTAMP_SKEW_SEC:
         return  # all but over: the next request starts a new session anyway
     if ttl < options.ttl:

@@ -25,7 +25,7 @@ from bevsession.errors import (
     SessionNotFound,
     SessionRevoked,
 )
-from bevsession.models import VECTOR_NAMES, PersonaScores, SessionData
+from bevsession.models import VECTOR_NAMES, PersonaScores, SessionData, SessionSnapshot
 
 from .accounts import verified_account
 from .guards import metrics_allowed
@@ -34,7 +34,7 @@ from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, drop_session, forget_cached, revoke_here, session_of
 from .openapi import openapi_document
 from .read_cache import READ_CACHE, read_cache_of
-from .session_cookie import HISTORY_SUFFIX, SessionState, persona_summary
+from .session_cookie import HISTORY_SUFFIX, SessionState, persona_summary, sealed_by_seed
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -164,6 +164,31 @@ async def for_visitor(request: web.Request, operation: Callable[[], Awaitable[T]
         return await operation()
 
 
+async def get_or_adopt(request: web.Request) -> SessionSnapshot:
+    """The visitor's session from the database, created if missing — from the cookie when one
+    was unsealed in this request (``adopt_session``: a Node app's visitor keeps the persona,
+    counters and flags its cookie carries), otherwise with defaults (``get_session``). Either is
+    one RPC; the database wins whenever it has the session (a Node app's cookie also proves the
+    activity that app saw, which the idle timeout counts)."""
+    state = session_of(request)
+    service = request.app[SERVICE]
+
+    async def operation() -> SessionSnapshot:
+        cookie = state.cookie_user  # read at call time: a restarted session has none
+        if cookie is None:
+            return await service.get_session(state.session_id)
+        # The Node app's requests are activity this database did not see; ours are not.
+        adopted = await service.adopt_session(
+            state.session_id, cookie, count_cookie_activity=sealed_by_seed(cookie)
+        )
+        if adopted.adopted:
+            changed = f"; the seed rules changed {adopted.dropped}" if adopted.dropped else ""
+            log.info("session adopted from its cookie%s", changed)
+        return adopted
+
+    return await for_visitor(request, operation)
+
+
 def refusal_reason(exc: SessionRevoked | SessionExpired) -> str:
     """The rejection counter's name for a session the database refused."""
     return "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
@@ -204,21 +229,13 @@ async def get_session(request: web.Request) -> web.Response:
         # reported to the database with this worker's next batched touch.
         request.app[READ_CACHE].read(state.session_id, state.seen_ms)
         return web.json_response(summary(state), headers=FROM_CACHE)
-    service, cache = request.app[SERVICE], read_cache_of(request.app)
-    # With a read cache, the read's activity goes out with the batched touch like a cached read:
-    # the RPC takes no lock and writes nothing for a session that exists.
-    touch = cache is None or state.is_new
     try:
-        snap = await for_visitor(
-            request, lambda: service.get_session(state.session_id, touch=touch)
-        )
+        snap = await get_or_adopt(request)
     except DatabaseUnavailable:
         if state.is_new:
             raise
         # Reads are served from the cookie while the database is away.
         return web.json_response(summary(state), headers={"X-Session-Source": "cookie"})
-    if not touch and cache is not None and not snap.created:
-        cache.read(snap.session.session_id, snap.session.last_activity_at)
     remember(state, snap.session, persona_json(snap.persona))
     return web.json_response(summary(state))
 
@@ -240,6 +257,12 @@ async def chat(request: web.Request) -> web.Response:
         )
     state = session_of(request)
     service = request.app[SERVICE]
+    if state.cookie_user is not None and sealed_by_seed(state.cookie_user):
+        # A Node app's cookie may name a session this database has never seen: adopt it first,
+        # or the turn would create it with a default persona (one more RPC, only for the seed's
+        # cookies: this server's own name sessions it stored before sealing them).
+        adopted = await get_or_adopt(request)
+        remember(state, adopted.session, persona_json(adopted.persona))
     known = cookie_persona(state)
     signals = request.app[DETECTOR].detect(message, known)
 

@@ -64,6 +64,14 @@ def persona_summary(persona: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def sealed_by_seed(user: dict[str, Any]) -> bool:
+    """Whether unsealed SessionData has the seed's shape (detection histories in the persona):
+    a Node iron-session app sealed it, since this server never puts histories in a cookie."""
+    persona = user.get("persona")
+    vectors = persona.get("detection_vectors") if isinstance(persona, dict) else None
+    return isinstance(vectors, dict) and any(k.endswith(HISTORY_SUFFIX) for k in vectors)
+
+
 def new_user(now: int | None = None) -> CookieUser:
     stamp = now_ms() if now is None else now
     return CookieUser(sessionId=uuid.uuid4(), createdAt=stamp, lastActivityAt=stamp)
@@ -77,16 +85,21 @@ class SessionState:
     """
 
     __slots__ = (
-        "_as_loaded", "_loaded", "_loaded_json", "cached", "cleared", "is_new", "rejected",
-        "seen_ms", "user",
+        "_as_loaded", "_loaded", "_loaded_json", "cached", "cleared", "cookie_user", "is_new",
+        "rejected", "seen_ms", "user",
     )  # fmt: skip
 
     def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
-                 reseal: bool = False, loaded_json: str | None = None) -> None:  # fmt: skip
+                 reseal: bool = False, loaded_json: str | None = None,
+                 cookie_user: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.user = user
         self.is_new = is_new
         self.rejected = rejected
         self.cleared = False
+        # The SessionData exactly as the sealed cookie carried it (a Node app's persona with its
+        # detection histories included): what the session is adopted from when the database has
+        # no row for it (public.adopt_session). None when no cookie was unsealed this request.
+        self.cookie_user = cookie_user
         # When the database last confirmed this content (its last_activity_at, ms): set by an
         # RPC that returned the session, or by the read cache (then ``cached``, from_confirmed).
         self.seen_ms: int | None = None
@@ -149,6 +162,7 @@ class SessionState:
         self.user = new_user()
         self.is_new = True
         self.rejected = reason
+        self.cookie_user = None
         self.seen_ms = None
         self.cached = False
         self._loaded = None
@@ -160,31 +174,34 @@ class SessionState:
         self.cleared = True
 
 
-def open_cookie(value: str | None, sealer: Sealer) -> tuple[CookieUser | None, str | None, bool]:
-    """Unseal and validate a cookie: (user, rejection reason, needs reseal with newest id).
+def open_cookie(
+    value: str | None, sealer: Sealer
+) -> tuple[CookieUser | None, str | None, bool, dict[str, Any] | None]:
+    """Unseal and validate a cookie: (user, rejection reason, needs reseal with newest id, the
+    unsealed SessionData as it was — what a session missing from the database is adopted from).
 
     Every failure is a reason, never an exception: a tampered, expired or foreign cookie is
     simply no session.
     """
     if not value:
-        return None, None, False
+        return None, None, False, None
     try:
         data = sealer.unseal(value)
     except SealError as exc:
-        return None, str(exc.reason), False
+        return None, str(exc.reason), False, None
     user = data.get("user") if isinstance(data, dict) else None
     if user is None:
-        return None, "empty", False
+        return None, "empty", False, None
     try:
         parsed = CookieUser.model_validate(user)
     except ValidationError:
-        return None, "bad_payload", False
+        return None, "bad_payload", False, None
     stale_id = not value.startswith(f"Fe26.2*{sealer.seal_id}*")
     vectors = parsed.persona.get("detection_vectors")
     has_history = isinstance(vectors, dict) and any(k.endswith(HISTORY_SUFFIX) for k in vectors)
     if has_history:  # a seed-shaped cookie (Node app): keep the summary only
         parsed = parsed.model_copy(update={"persona": persona_summary(parsed.persona)})
-    return parsed, None, stale_id or has_history
+    return parsed, None, stale_id or has_history, user
 
 
 def expiry_reason(user: CookieUser, *, now: int, lifetime: int, idle_timeout: int) -> str | None:
@@ -201,13 +218,19 @@ def expiry_reason(user: CookieUser, *, now: int, lifetime: int, idle_timeout: in
     return None
 
 
-def remaining_seconds(user: CookieUser, *, now: int, lifetime: int) -> int:
-    """Seconds until the absolute lifetime ends (rounded up): the ttl a resealed cookie may have.
+def remaining_seconds(user: CookieUser, *, now: int, lifetime: int, idle_timeout: int = 0) -> int:
+    """Seconds until the session ends (rounded up): the ttl a resealed cookie may have.
 
-    Rounded up so that a session sealed within its first second gets exactly the configured
-    ttl, and its cookie exactly iron-session's ``Max-Age``.
+    Whichever ends first: the absolute lifetime left since ``createdAt``, or the idle timeout
+    counted from ``lastActivityAt`` (0 = none). A cookie is resealed as the visitor comes back,
+    so the idle part slides with activity, as the seed's 24 h cookie does; the absolute part
+    only counts down. Rounded up so that a session sealed within its first second gets exactly
+    the configured ttl, and its cookie exactly iron-session's ``Max-Age``.
     """
-    return -((now - user.createdAt - lifetime * 1000) // 1000)
+    left = -((now - user.createdAt - lifetime * 1000) // 1000)
+    if idle_timeout:
+        left = min(left, -((now - user.lastActivityAt - idle_timeout * 1000) // 1000))
+    return left
 
 
 def seal_user(user: CookieUser, sealer: Sealer, ttl: int) -> str:

@@ -19,6 +19,7 @@ from .errors import (
     SessionRevoked,
 )
 from .models import (
+    AdoptionSnapshot,
     ChatTurnBegin,
     ChatTurnBrief,
     ChatTurnFinish,
@@ -53,6 +54,7 @@ from .transports.base import Identity, Service, Transport, Visitor
 
 __all__ = [
     "MAX_COOKIE_LENGTH",
+    "AdoptionSnapshot",
     "ChatTurnBegin",
     "ChatTurnBrief",
     "ChatTurnFinish",

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_PURGE_BATCH",
     "MAX_QUESTIONS",
     "MAX_QUESTION_CHARS",
+    "MAX_SEED_BATCH",
     "MAX_SIGNALS_PER_TURN",
     "MAX_SIGNAL_TEXT_CHARS",
     "MAX_TOUCH_BATCH",
@@ -36,4 +37,5 @@ MAX_BROCHURE_ID_CHARS: Final = 200  # domain bevsession.brochure_id
 MIN_RETENTION_MS: Final = 86_400_000  # domain bevsession.retention_ms: purge_sessions' shortest age
 MAX_PURGE_BATCH: Final = 100_000  # domain bevsession.purge_batch
 MAX_TOUCH_BATCH: Final = 10_000  # domain bevsession.touch_batch: ids per touch_sessions call
+MAX_SEED_BATCH: Final = 50_000  # domain bevsession.seed_batch: rows per import_seed_* call
 MAX_SIGNALS_PER_TURN: Final = 50  # begin_chat_turn's check of `signals`

@@ -64,6 +64,7 @@ __all__ = [
     "MIN_RETENTION_MS",
     "SCORE_NAMES",
     "VECTOR_NAMES",
+    "AdoptionSnapshot",
     "ChatTurnBegin",
     "ChatTurnBrief",
     "ChatTurnFinish",
@@ -332,6 +333,18 @@ class SessionSnapshot(_Result):
     created: bool
 
     _merge = model_validator(mode="after")(_with_persona)
+
+
+class AdoptionSnapshot(SessionSnapshot):
+    """``adopt_session``: as ``get_session``, plus what the cookie brought.
+
+    ``adopted`` is true when the session was created from the cookie (or an imported session
+    was completed from it); ``dropped`` counts, by reason, what the rules of the seed import
+    changed or refused in the cookie (docs/from-the-seed.md), e.g. ``{"score_clamped": 2}``.
+    """
+
+    adopted: bool = False
+    dropped: dict[str, int] = Field(default_factory=dict)
 
 
 class PersonaUpdateResult(_Result):

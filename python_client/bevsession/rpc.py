@@ -30,6 +30,7 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
     f.name: f
     for f in (
         RpcFunction("get_session", ("touch",)),
+        RpcFunction("adopt_session", ("cookie", "count_cookie_activity")),
         RpcFunction("update_persona", ("updates",)),
         RpcFunction(
             "record_persona_signal",
@@ -71,6 +72,11 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
         RpcFunction("touch_sessions", ("session_ids", "seen_ms"), admin=True),
         RpcFunction("link_session"),
         RpcFunction("validate_sessions", ("session_ids", "seen_ms"), read_only=True, admin=True),
+        RpcFunction("import_seed_sessions", ("seed_rows", "started_at"), admin=True),
+        RpcFunction("import_seed_personas", ("seed_rows", "started_at"), admin=True),
+        RpcFunction("import_seed_messages", ("seed_rows", "started_at"), admin=True),
+        RpcFunction("import_seed_signals", ("seed_rows", "started_at"), admin=True),
+        RpcFunction("import_seed_summary", ("since",), read_only=True, admin=True),
     )
 }
 

@@ -38,6 +38,7 @@ from .models import (
     MAX_SIGNALS_PER_TURN,
     MAX_TOUCH_BATCH,
     MIN_RETENTION_MS,
+    AdoptionSnapshot,
     ChatTurnBegin,
     ChatTurnBrief,
     ChatTurnFinish,
@@ -146,6 +147,30 @@ class SessionService:
     async def get_session(self, session_id: UUID | str, *, touch: bool = True) -> SessionSnapshot:
         """Get or create the session (and touch ``last_activity_at`` unless ``touch=False``)."""
         return await self._visit(session_id, "get_session", {"touch": touch}, SessionSnapshot)
+
+    async def adopt_session(
+        self,
+        session_id: UUID | str,
+        cookie: Mapping[str, Any],
+        *,
+        count_cookie_activity: bool = False,
+    ) -> AdoptionSnapshot:
+        """``get_session`` for a visitor who arrived with a cookie: when the database has no row
+        for the session, it is created from *cookie* (the unsealed ``SessionData``: persona,
+        counters, flags, times) instead of defaults, each value validated by the seed rules
+        (what they refuse is dropped and counted in ``dropped``); otherwise the database wins.
+
+        ``count_cookie_activity``: the cookie was sealed by another app that shares the visitor
+        (the seed's Node app), so its ``lastActivityAt`` is activity the database did not see and
+        counts for the idle timeout. Never for a cookie this server sealed: then the database's
+        clock decides alone.
+        """
+        if not isinstance(cookie, Mapping):
+            raise InvalidInput(
+                "cookie: must be a JSON object (the cookie's SessionData)", code="22023"
+            )
+        args = {"cookie": dict(cookie), "count_cookie_activity": count_cookie_activity}
+        return await self._visit(session_id, "adopt_session", args, AdoptionSnapshot)
 
     async def update_persona(
         self, session_id: UUID | str, updates: PersonaUpdate | Mapping[str, Any]

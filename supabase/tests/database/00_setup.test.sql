@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor;
 grant execute on all functions in schema extensions to session_visitor;
 set local search_path = extensions, public;
 
-select plan(202);
+select plan(238);
 
 -- ---------------------------------------------------------------------------------------------
 -- The visitor role
@@ -42,8 +42,8 @@ select is(pg_catalog.pg_has_role('authenticator', 'session_worker', 'usage'), fa
 -- ---------------------------------------------------------------------------------------------
 select has_schema('bevsession', 'the private schema bevsession exists');
 select tables_are('bevsession', array['sessions', 'session_policy', 'user_personas', 'persona_signals',
-                                     'conversation_history', 'seal_keys', 'chat_rate_policy'],
-                  'bevsession holds sessions, session_policy, user_personas, persona_signals, conversation_history, seal_keys and chat_rate_policy');
+                                     'conversation_history', 'seal_keys', 'chat_rate_policy', 'seed_imports'],
+                  'bevsession holds sessions, session_policy, user_personas, persona_signals, conversation_history, seal_keys, chat_rate_policy and seed_imports');
 select is((select count(*)::int from pg_catalog.pg_class
            where relnamespace = 'bevsession'::regnamespace and relkind in ('r', 'p') and not relrowsecurity),
           0, 'every table in bevsession has row-level security enabled');
@@ -281,8 +281,10 @@ select functions_are('public', array[
     'get_session', 'get_session_policy', 'clear_session', 'forget_session', 'touch_sessions', 'purge_sessions',
     'update_persona', 'record_persona_signal',
     'add_conversation_message', 'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn',
-    'register_seal_keys', 'admin_session_stats', 'link_session', 'validate_sessions'],
-    'public holds exactly the fifteen RPC functions');
+    'register_seal_keys', 'admin_session_stats', 'link_session', 'validate_sessions',
+    'adopt_session', 'import_seed_sessions', 'import_seed_personas', 'import_seed_messages', 'import_seed_signals',
+    'import_seed_summary'],
+    'public holds exactly the twenty-two RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
           'every public function is security invoker');
@@ -306,7 +308,7 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           'no SQL helper in bevsession has a SET clause or security definer (so each can be inlined)');
 
 -- ---------------------------------------------------------------------------------------------
--- EXECUTE grants: 16 functions × 5 roles, and the exact grantee list of each
+-- EXECUTE grants: 22 functions × 5 roles, and the exact grantee list of each
 -- ---------------------------------------------------------------------------------------------
 create temporary table api (sig text primary key, visitor boolean not null, worker boolean not null default false);
 insert into api values
@@ -325,7 +327,13 @@ insert into api values
     ('public.register_seal_keys(jsonb)', false),
     ('public.admin_session_stats()', false),
     ('public.link_session()', true),
-    ('public.validate_sessions(uuid[],bigint[])', false);
+    ('public.validate_sessions(uuid[],bigint[])', false),
+    ('public.adopt_session(jsonb,boolean)', true),
+    ('public.import_seed_sessions(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_personas(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_messages(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_signals(jsonb,timestamp with time zone)', false),
+    ('public.import_seed_summary(timestamp with time zone)', false);
 -- the edge worker's own calls (20261201003200_least_privilege.sql)
 update api set worker = true where sig in ('public.touch_sessions(uuid[],bigint[])', 'public.validate_sessions(uuid[],bigint[])',
                                            'public.register_seal_keys(jsonb)', 'public.get_session_policy()');

@@ -97,8 +97,8 @@ set local role session_visitor;
 select set_config('request.jwt.claims',
     '{"role": "session_visitor", "session_id": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"}', true);
 select is(public.get_session_policy(),
-          '{"absolute_lifetime_seconds": 86400, "idle_timeout_seconds": 7200}'::jsonb,
-          'the default policy: 24 h absolute lifetime, 2 h idle timeout');
+          '{"absolute_lifetime_seconds": 2592000, "idle_timeout_seconds": 86400}'::jsonb,
+          'the default policy (20261201001000_sliding_expiry.sql): 30 days absolute lifetime, 24 h idle timeout');
 select throws_ok($$update bevsession.session_policy set idle_timeout = null$$, '42501', null,
                  'a visitor cannot change the policy');
 reset role;
@@ -162,11 +162,11 @@ select count(public.get_session());
 select set_config('request.jwt.claims', '{"role": "session_visitor", "session_id": "33333333-3333-4333-8333-333333333333"}', true);
 select count(public.get_session());
 reset role;
-update bevsession.sessions set created_at = now() - interval '25 hours', last_activity_at = now() - interval '5 minutes'
-    where id = '11111111-1111-4111-8111-111111111111';   -- past the absolute lifetime, yet active
-update bevsession.sessions set created_at = now() - interval '3 hours', last_activity_at = now() - interval '3 hours'
-    where id = '22222222-2222-4222-8222-222222222222';   -- idle for three hours
-update bevsession.sessions set created_at = now() - interval '3 hours', last_activity_at = now() - interval '90 minutes'
+update bevsession.sessions set created_at = now() - interval '31 days', last_activity_at = now() - interval '5 minutes'
+    where id = '11111111-1111-4111-8111-111111111111';   -- past the absolute lifetime (30 days), yet active
+update bevsession.sessions set created_at = now() - interval '26 hours', last_activity_at = now() - interval '25 hours'
+    where id = '22222222-2222-4222-8222-222222222222';   -- idle for 25 hours (the timeout: 24)
+update bevsession.sessions set created_at = now() - interval '30 hours', last_activity_at = now() - interval '23 hours'
     where id = '33333333-3333-4333-8333-333333333333';   -- idle, but within the timeout
 
 -- Absolute lifetime: activity cannot keep a session alive
@@ -208,12 +208,12 @@ set local role session_visitor;
 select set_config('request.jwt.claims', '{"role": "session_visitor", "session_id": "44444444-4444-4444-8444-444444444444"}', true);
 select count(public.get_session());
 reset role;
-update bevsession.sessions set last_activity_at = now() - interval '10 hours' where id = '44444444-4444-4444-8444-444444444444';
+update bevsession.sessions set last_activity_at = now() - interval '30 hours' where id = '44444444-4444-4444-8444-444444444444';
 set local role session_visitor;
 select lives_ok($$select public.get_session()$$, 'with idle_timeout null, only the absolute lifetime applies');
 select is((public.get_session_policy() -> 'idle_timeout_seconds'), 'null'::jsonb, 'the policy says so');
 reset role;
-update bevsession.session_policy set idle_timeout = interval '2 hours';
+update bevsession.session_policy set idle_timeout = interval '24 hours';
 
 -- ---------------------------------------------------------------------------------------------
 -- clear_session: revoked for good, idempotent, every other call refused with PT403
@@ -302,9 +302,9 @@ update bevsession.sessions
    set created_at = now() - interval '10 minutes', last_activity_at = now() - interval '5 minutes'
  where id in ('aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000002',
               'aaaaaaaa-0000-4000-8000-000000000003');
-update bevsession.sessions set created_at = now() - interval '4 hours', last_activity_at = now() - interval '3 hours'
+update bevsession.sessions set created_at = now() - interval '26 hours', last_activity_at = now() - interval '25 hours'
  where id = 'aaaaaaaa-0000-4000-8000-000000000004';
-update bevsession.sessions set created_at = now() - interval '25 hours', last_activity_at = now() - interval '5 minutes'
+update bevsession.sessions set created_at = now() - interval '31 days', last_activity_at = now() - interval '5 minutes'
  where id = 'aaaaaaaa-0000-4000-8000-000000000005';
 update bevsession.user_personas set created_at = now() - interval '10 minutes', last_updated = now() - interval '10 minutes'
  where session_id::text like 'aaaaaaaa-0000-%';
@@ -362,7 +362,7 @@ select set_eq($$select (jsonb_array_elements_text(body -> 'stale'))::uuid from a
               'stale: changed after the check, revoked, idle, past its lifetime, unknown');
 select ok((select last_activity_at >= now() - interval '1 second' from bevsession.sessions
            where id = 'aaaaaaaa-0000-4000-8000-000000000001'), 'the settled session''s activity moved to now');
-select ok((select last_activity_at < now() - interval '2 hours' from bevsession.sessions
+select ok((select last_activity_at < now() - interval '24 hours' from bevsession.sessions
            where id = 'aaaaaaaa-0000-4000-8000-000000000004'), 'an idle session is not revived');
 select ok((select revoked_at is not null and last_activity_at < now() - interval '4 minutes'
            from bevsession.sessions where id = 'aaaaaaaa-0000-4000-8000-000000000003'),
@@ -442,8 +442,10 @@ update bevsession.sessions set message_count = 1 where id = '00000000-0000-4000-
 insert into bevsession.persona_signals (session_id, signal_type, signal_text, signal_strength, confidence_before, confidence_after)
 values ('00000000-0000-4000-8000-000000000005', 'x', 'y', 'weak', 0, 0),
        ('00000000-0000-4000-8000-000000000007', 'x', 'y', 'weak', 0, 0);
+update bevsession.sessions set revoked_at = now() - interval '4 days'   -- the oldest revocation
+where id = '00000000-0000-4000-8000-000000000007';
 update bevsession.sessions set revoked_at = now() - interval '3 days'
-where id in ('00000000-0000-4000-8000-000000000007', '00000000-0000-4000-8000-000000000008');
+where id = '00000000-0000-4000-8000-000000000008';
 update bevsession.sessions set forgotten_at = now() - interval '3 days'
 where id = '00000000-0000-4000-8000-000000000008';
 delete from bevsession.user_personas where session_id = '00000000-0000-4000-8000-000000000008';   -- forgotten: no persona

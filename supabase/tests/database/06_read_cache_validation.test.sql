@@ -26,7 +26,7 @@ select count(public.get_session());
 select set_config('request.jwt.claims', '{"role": "session_visitor", "session_id": "55555555-5555-4555-8555-555555555555"}', true);
 select count(public.get_session());
 reset role;
-update bevsession.sessions set last_activity_at = now() - interval '3 hours'
+update bevsession.sessions set last_activity_at = now() - interval '25 hours'
     where id = '44444444-4444-4444-8444-444444444444';
 update bevsession.sessions set last_message_at = now() + interval '1 minute'
     where id = '55555555-5555-4555-8555-555555555555';

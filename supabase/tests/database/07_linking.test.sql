@@ -272,7 +272,7 @@ select throws_ok($$select public.link_session()$$, 'PT403', 'session revoked', '
 select set_config('request.jwt.claims', '{"role": "session_visitor", "session_id": "12121212-1212-4212-8212-121212121212"}', true);
 select count(public.begin_chat_turn('idle for too long'));
 reset role;
-update bevsession.sessions set last_activity_at = now() - interval '3 hours' where id = '12121212-1212-4212-8212-121212121212';
+update bevsession.sessions set last_activity_at = now() - interval '25 hours' where id = '12121212-1212-4212-8212-121212121212';
 set local role session_visitor;
 select set_config('request.jwt.claims',
     '{"role": "session_visitor", "session_id": "12121212-1212-4212-8212-121212121212", "linked_user_id": "0000000a-0000-4000-8000-00000000000a"}', true);
@@ -392,7 +392,7 @@ select is(pg_temp.outcome($$insert into bevsession.conversation_history (session
                             values ('67676767-6767-4767-8767-676767676767', 'user', 'x')$$),
           'ok', 'an unlinked session''s message carries no account');
 select is(pg_temp.outcome($$insert into bevsession.sessions (id, user_id) values ('68686868-6868-4868-8868-686868686868', '0000000a-0000-4000-8000-00000000000a')$$),
-          'error 42501: permission denied for table sessions', 'a visitor cannot start a session that is already linked');
+          'policy violation', 'a visitor cannot start a session that is already linked');
 reset role;
 
 -- ---------------------------------------------------------------------------------------------

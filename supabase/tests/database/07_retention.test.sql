@@ -12,17 +12,17 @@ select plan(11);
 create temporary table result (name text primary key, body jsonb);
 grant all on result to public;
 
--- the policy: 24 h lifetime; purge age 30 days. "ended" = created 40 days ago (its lifetime
--- ended 39 days ago); "young" = created 10 days ago.
+-- the policy: 30 days lifetime; purge age 30 days. "ended" = created 70 days ago (its lifetime
+-- ended 40 days ago); "young" = created 10 days ago.
 delete from bevsession.conversation_history;
 delete from bevsession.persona_signals;
 delete from bevsession.user_personas;
 delete from bevsession.sessions;
 insert into bevsession.sessions (id, created_at, last_activity_at, message_count) values
-    ('00000000-0000-4000-8000-000000000001', now() - interval '40 days', now() - interval '39 days 12 hours', 2),  -- ended, chatted
-    ('00000000-0000-4000-8000-000000000002', now() - interval '40 days', now() - interval '39 days 12 hours', 2),  -- ended, kept for analytics
+    ('00000000-0000-4000-8000-000000000001', now() - interval '70 days', now() - interval '69 days 12 hours', 2),  -- ended, chatted
+    ('00000000-0000-4000-8000-000000000002', now() - interval '70 days', now() - interval '69 days 12 hours', 2),  -- ended, kept for analytics
     ('00000000-0000-4000-8000-000000000003', now() - interval '10 days', now() - interval '9 days 12 hours', 2),   -- young, chatted
-    ('00000000-0000-4000-8000-000000000004', now() - interval '40 days', now() - interval '40 days', 0);           -- ended bot
+    ('00000000-0000-4000-8000-000000000004', now() - interval '70 days', now() - interval '70 days', 0);           -- ended bot
 insert into bevsession.user_personas (session_id, total_interactions) select id, 1 from bevsession.sessions where message_count > 0;
 insert into bevsession.conversation_history (session_id, message_role, message_content)
 select s.id, r.role::bevsession.message_role, 'x'
@@ -48,7 +48,7 @@ reset role;
 
 select is((select body -> 'deleted' from result where name = 'purge'),
           '{"idle_sessions": 1, "revoked_sessions": 0, "expired_sessions": 1, "personas": 1, "messages": 2, "signals": 1}'::jsonb,
-          'the idle bot and the session whose lifetime ended 39 days ago, with its persona, messages and signal');
+          'the idle bot and the session whose lifetime ended 40 days ago, with its persona, messages and signal');
 select is((select body -> 'more' from result where name = 'purge'), 'false'::jsonb, 'nothing more');
 select is((select body -> 'deleted' ->> 'expired_sessions' from result where name = 'again'), '0', 'a repeat deletes nothing');
 select is((select array_agg(right(id::text, 1) order by id) from bevsession.sessions), array['2', '3'],
@@ -59,7 +59,7 @@ select is((select count(*)::int from bevsession.conversation_history where sessi
           'the expired session''s messages are gone');
 
 -- activity does not keep a session past its lifetime plus retention
-update bevsession.sessions set created_at = now() - interval '40 days', last_activity_at = now() - interval '1 minute'
+update bevsession.sessions set created_at = now() - interval '70 days', last_activity_at = now() - interval '1 minute'
 where id = '00000000-0000-4000-8000-000000000003';
 set local role service_role;
 insert into result select 'active', public.purge_sessions(30 * 86400000::bigint);
