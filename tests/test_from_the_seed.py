@@ -493,25 +493,38 @@ async def test_a_node_visitor_active_elsewhere_keeps_the_session_the_database_th
     module_server: RunningServer, http: aiohttp.ClientSession, iron: Iron
 ) -> None:
     """While both apps run, requests the Node app served are activity too: its cookie's
-    lastActivityAt counts. A cookie this server sealed proves nothing the database does not know."""
+    lastActivityAt counts. A cookie this server sealed proves nothing the database does not know
+    (and a session the database refused stays refused on this worker: see the Security section)."""
+
+    async def idle_in_the_database(session_id: str) -> None:
+        await db_fetch(
+            module_server,
+            "update bevsession.sessions set last_activity_at = now() - interval '25 hours'"
+            " where id = $1",
+            uuid.UUID(session_id),
+        )
+
     user = rich_seed_user(str(uuid.uuid4()))
     visitor = Visitor(http, module_server)
     visitor.cookie = node_cookie(iron, user)
     assert (await visitor.session())["sessionId"] == user["sessionId"]
-    # a cookie as this server seals it (no detection histories), not yet in its read cache
-    summary = {**user, "lastActivityAt": int(datetime.now(UTC).timestamp() * 1000)}
-    summary["persona"] = {**user["persona"], "detection_vectors": {}}
-    ours = Sealer(PASSWORD).seal({"user": summary}, ttl=TTL)
-    await db_fetch(
-        module_server,
-        "update bevsession.sessions set last_activity_at = now() - interval '25 hours'"
-        " where id = $1",
-        uuid.UUID(user["sessionId"]),
-    )
-    fresh = await visitor.get("/api/session", cookie=ours, keep=False)
-    assert fresh.json["sessionId"] != user["sessionId"], "our own cookie: the database's clock wins"
+    await idle_in_the_database(user["sessionId"])
     visitor.cookie = node_cookie(iron, user)  # the Node app saw the visitor an hour ago
     assert (await visitor.session())["sessionId"] == user["sessionId"]
+
+    other = rich_seed_user(str(uuid.uuid4()))
+    stranger = Visitor(http, module_server)
+    stranger.cookie = node_cookie(iron, other)
+    assert (await stranger.session())["sessionId"] == other["sessionId"]
+    # a cookie as this server seals it (no detection histories), not yet in its read cache
+    summary = {**other, "lastActivityAt": int(datetime.now(UTC).timestamp() * 1000)}
+    summary["persona"] = {**other["persona"], "detection_vectors": {}}
+    ours = Sealer(PASSWORD).seal({"user": summary}, ttl=TTL)
+    await idle_in_the_database(other["sessionId"])
+    fresh = await stranger.get("/api/session", cookie=ours, keep=False)
+    assert fresh.json["sessionId"] != other["sessionId"], (
+        "our own cookie: the database's clock wins"
+    )
 
 
 # --- the RPC over both transports ----------------------------------------------------------------

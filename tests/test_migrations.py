@@ -62,7 +62,7 @@ async def test_migrate_applies_everything_then_nothing(fresh_dsn: str) -> None:
         )
         assert [t["tablename"] for t in tables] == [
             "chat_rate_policy", "conversation_history", "persona_signals", "seal_keys",
-            "session_policy", "sessions", "user_personas",
+            "seed_imports", "session_policy", "sessions", "user_personas",
         ]  # fmt: skip
     finally:
         await conn.close()
