@@ -836,6 +836,33 @@ grant execute on function public.adopt_session(jsonb, boolean) to session_visito
 -- ---------------------------------------------------------------------------------------------
 -- 5. API for the import (service_role): one function per seed table, one batch per call
 -- ---------------------------------------------------------------------------------------------
+
+-- The arguments every import function takes, checked in one place.
+create function bevsession.seed_batch_of(seed_rows jsonb, started_at timestamptz)
+    returns bevsession.seed_batch
+    language plpgsql stable
+    set search_path = ''
+as $$
+declare
+    v_rule text;
+    v_rows bevsession.seed_batch;
+begin
+    begin
+        v_rows := seed_rows;
+    exception when check_violation then
+        get stacked diagnostics v_rule = constraint_name;
+        perform bevsession.refuse('seed_rows', v_rule);
+    end;
+    if v_rows is null or started_at is null then
+        perform bevsession.invalid_argument(case when v_rows is null then 'seed_rows' else 'started_at' end, 'is required');
+    end if;
+    return v_rows;
+end
+$$;
+comment on function bevsession.seed_batch_of(jsonb, timestamptz) is
+    'The batch of an import call, checked: 22023 "seed_rows: …" or "started_at: is required".';
+revoke all on function bevsession.seed_batch_of(jsonb, timestamptz) from public;
+grant execute on function bevsession.seed_batch_of(jsonb, timestamptz) to session_visitor, service_role;
 -- service_role only, like purge_sessions: they write across sessions.
 -- `bevsession import-seed` reads the seed's tables (any database, any schema) and calls these
 -- with each batch as a JSON array of rows (to_jsonb of the seed's row: absent columns are absent
@@ -858,19 +885,9 @@ create function public.import_seed_sessions(seed_rows jsonb, started_at timestam
     set search_path = ''
 as $$
 declare
-    v_rule text;
-    v_rows bevsession.seed_batch;
+    v_rows bevsession.seed_batch := bevsession.seed_batch_of(seed_rows, started_at);
     v_result jsonb;
 begin
-    begin
-        v_rows := seed_rows;
-    exception when check_violation then
-        get stacked diagnostics v_rule = constraint_name;
-        perform bevsession.refuse('rows', v_rule);
-    end;
-    if v_rows is null or started_at is null then
-        perform bevsession.invalid_argument(case when v_rows is null then 'rows' else 'started_at' end, 'is required');
-    end if;
 
     with src as (
         select e.ord, e.value ->> 'session_id' as raw_id,
@@ -946,19 +963,9 @@ create function public.import_seed_personas(seed_rows jsonb, started_at timestam
     set search_path = ''
 as $$
 declare
-    v_rule text;
-    v_rows bevsession.seed_batch;
+    v_rows bevsession.seed_batch := bevsession.seed_batch_of(seed_rows, started_at);
     v_result jsonb;
 begin
-    begin
-        v_rows := seed_rows;
-    exception when check_violation then
-        get stacked diagnostics v_rule = constraint_name;
-        perform bevsession.refuse('rows', v_rule);
-    end;
-    if v_rows is null or started_at is null then
-        perform bevsession.invalid_argument(case when v_rows is null then 'rows' else 'started_at' end, 'is required');
-    end if;
 
     with src as (
         select e.ord, e.value as r, bevsession.seed_uuid(e.value ->> 'session_id') as session_id,
@@ -1053,19 +1060,9 @@ create function public.import_seed_messages(seed_rows jsonb, started_at timestam
     set search_path = ''
 as $$
 declare
-    v_rule text;
-    v_rows bevsession.seed_batch;
+    v_rows bevsession.seed_batch := bevsession.seed_batch_of(seed_rows, started_at);
     v_result jsonb;
 begin
-    begin
-        v_rows := seed_rows;
-    exception when check_violation then
-        get stacked diagnostics v_rule = constraint_name;
-        perform bevsession.refuse('rows', v_rule);
-    end;
-    if v_rows is null or started_at is null then
-        perform bevsession.invalid_argument(case when v_rows is null then 'rows' else 'started_at' end, 'is required');
-    end if;
 
     with src as (
         select e.ord, e.value as r, bevsession.seed_uuid(e.value ->> 'session_id') as session_id,
@@ -1202,19 +1199,9 @@ create function public.import_seed_signals(seed_rows jsonb, started_at timestamp
     set search_path = ''
 as $$
 declare
-    v_rule text;
-    v_rows bevsession.seed_batch;
+    v_rows bevsession.seed_batch := bevsession.seed_batch_of(seed_rows, started_at);
     v_result jsonb;
 begin
-    begin
-        v_rows := seed_rows;
-    exception when check_violation then
-        get stacked diagnostics v_rule = constraint_name;
-        perform bevsession.refuse('rows', v_rule);
-    end;
-    if v_rows is null or started_at is null then
-        perform bevsession.invalid_argument(case when v_rows is null then 'rows' else 'started_at' end, 'is required');
-    end if;
 
     with src as (
         select e.ord, e.value as r, bevsession.seed_uuid(e.value ->> 'session_id') as session_id,

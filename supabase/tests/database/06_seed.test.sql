@@ -191,7 +191,7 @@ reset role;
 
 set local role service_role;
 select throws_ok($$select public.import_seed_sessions('{}', now())$$, '22023',
-                 'rows: must be a JSON array of at most 50000 rows', 'a batch is a JSON array');
+                 'seed_rows: must be a JSON array of at most 50000 rows', 'a batch is a JSON array');
 select throws_ok($$select public.import_seed_messages('[]', null)$$, '22023', 'started_at: is required', 'started_at is required');
 
 -- a session this server made (the database wins), a forgotten one, two imported ones
