@@ -413,7 +413,9 @@ async def test_purge_command_on_a_supabase_project(
 def test_pt429_maps_to_rate_limited_with_its_wait() -> None:
     from postgrest import APIError
 
-    from bevsession.errors import error_for_code, from_exception, from_postgrest_error
+    from bevsession.errors import error_for_code
+    from bevsession.transports.postgres import postgres_error
+    from bevsession.transports.supabase import from_postgrest_error
     from bevsession_edge.http_errors import from_session_error
 
     err = error_for_code("PT429", "rate limited: at most 3 chat turns per 60 seconds",
@@ -425,7 +427,7 @@ def test_pt429_maps_to_rate_limited_with_its_wait() -> None:
         APIError({"code": "PT429", "message": "rate limited", "details": "retry_after=5"})
     )
     assert isinstance(via_rest, RateLimited) and via_rest.retry_after == 5
-    via_pg = from_exception(
+    via_pg = postgres_error(
         asyncpg.PostgresError.new({"C": "PT429", "M": "rate limited", "D": "retry_after=9"})
     )
     assert isinstance(via_pg, RateLimited) and via_pg.retry_after == 9

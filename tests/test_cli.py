@@ -198,9 +198,16 @@ def test_migrate_without_a_database_url_says_so() -> None:
         ({"SESSION_PASSWORDS": '{"1": "short"}'}, ["32"]),
         ({"SESSION_PASSWORDS": "not json"}, ["SESSION_PASSWORDS"]),
         ({"BEVSESSION_ENV": "staging", "SESSION_PASSWORD": PASSWORD}, ["BEVSESSION_ENV"]),
+        # the sealer's own rules for ids, applied when the configuration is read
+        ({"SESSION_PASSWORDS": json.dumps({"1": PASSWORD, "\u00fc2": PASSWORD})},
+         ["SESSION_PASSWORDS", "password id"]),
+        ({"SESSION_PASSWORDS": json.dumps({"1": PASSWORD, "2\n": PASSWORD})},
+         ["SESSION_PASSWORDS", "password id"]),
+        ({"SESSION_PASSWORDS": json.dumps({"a": PASSWORD})}, ["SESSION_PASSWORDS", "decimal"]),
     ],
     ids=["short-password", "prod-generated", "prod-insecure", "prod-no-password",
-         "short-in-map", "map-not-json", "unknown-env"],
+         "short-in-map", "map-not-json", "unknown-env", "unicode-id", "id-with-newline",
+         "no-decimal-id"],
 )  # fmt: skip
 def test_serve_refuses_a_bad_configuration(
     workdir: Path, env: dict[str, str], expected: list[str]

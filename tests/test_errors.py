@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import asyncpg
 import httpx
 import pytest
@@ -19,10 +22,11 @@ from bevsession.errors import (
     SessionNotFound,
     SessionRevoked,
     error_for_code,
-    from_exception,
-    from_postgrest_error,
+    from_python_error,
     safe_text,
 )
+from bevsession.transports.postgres import postgres_error
+from bevsession.transports.supabase import from_postgrest_error, rest_error
 
 
 @pytest.mark.parametrize(
@@ -60,40 +64,57 @@ def test_postgrest_api_errors() -> None:
     gateway = from_postgrest_error(APIError({"message": "Invalid API key", "hint": "…"}))
     assert isinstance(gateway, PermissionDenied)
     assert gateway.code == "401"
-    proxy = from_exception(APIError({"code": "502", "message": "Bad Gateway", "details": "<html>"}))
+    proxy = rest_error(APIError({"code": "502", "message": "Bad Gateway", "details": "<html>"}))
     assert isinstance(proxy, DatabaseUnavailable)
 
 
 def test_asyncpg_errors() -> None:
     revoked = asyncpg.PostgresError.new({"C": "PT403", "M": "session revoked", "D": "detail"})
-    err = from_exception(revoked)
+    err = postgres_error(revoked)
     assert isinstance(err, SessionRevoked)
     assert (err.code, err.details) == ("PT403", "detail")
     shutdown = asyncpg.PostgresError.new({"C": "57P01", "M": "terminating connection"})
-    assert isinstance(from_exception(shutdown), DatabaseUnavailable)
-    assert isinstance(from_exception(asyncpg.ConnectionDoesNotExistError("gone")),
+    assert isinstance(postgres_error(shutdown), DatabaseUnavailable)
+    assert isinstance(postgres_error(asyncpg.ConnectionDoesNotExistError("gone")),
                       DatabaseUnavailable)  # fmt: skip
-    assert isinstance(from_exception(asyncpg.InterfaceError("connection is closed")),
+    assert isinstance(postgres_error(asyncpg.InterfaceError("connection is closed")),
                       DatabaseUnavailable)  # fmt: skip
-    assert isinstance(from_exception(asyncpg.InterfaceError("pool is closing")), DatabaseError)
+    assert isinstance(postgres_error(asyncpg.InterfaceError("pool is closing")), DatabaseError)
 
 
 def test_network_errors() -> None:
-    assert from_exception(ConnectionRefusedError(111, "refused")).code == "08001"
-    assert from_exception(OSError("Multiple exceptions")).code == "08006"
-    assert from_exception(TimeoutError()).code == "57014"
-    assert from_exception(httpx.ConnectError("refused")).code == "08001"
-    assert from_exception(httpx.ReadTimeout("slow")).code == "57014"
-    assert from_exception(httpx.RemoteProtocolError("Server disconnected")).code == "08006"
-    for exc in (ConnectionRefusedError(), httpx.ReadError("x"), TimeoutError()):
-        assert isinstance(from_exception(exc), DatabaseUnavailable)
-    unknown = from_exception(RuntimeError("boom"))
-    assert (type(unknown), unknown.code) == (DatabaseError, "internal")
+    # Python's own, whichever transport met them
+    for mapper in (from_python_error, postgres_error, rest_error):
+        assert mapper(ConnectionRefusedError(111, "refused")).code == "08001"
+        assert mapper(OSError("Multiple exceptions")).code == "08006"
+        assert mapper(TimeoutError()).code == "57014"
+        for exc in (ConnectionRefusedError(), TimeoutError()):
+            assert isinstance(mapper(exc), DatabaseUnavailable)
+        unknown = mapper(RuntimeError("boom"))
+        assert (type(unknown), unknown.code) == (DatabaseError, "internal")
+    # httpx's, met by the supabase transport
+    assert rest_error(httpx.ConnectError("refused")).code == "08001"
+    assert rest_error(httpx.ReadTimeout("slow")).code == "57014"
+    assert rest_error(httpx.RemoteProtocolError("Server disconnected")).code == "08006"
+    assert isinstance(rest_error(httpx.ReadError("x")), DatabaseUnavailable)
 
 
 def test_passes_session_errors_through() -> None:
     err = InvalidInput("x", code="22023")
-    assert from_exception(err) is err
+    assert from_python_error(err) is err
+    assert postgres_error(err) is err
+    assert rest_error(err) is err
+
+
+def test_errors_module_imports_no_transport_library() -> None:
+    """The hierarchy is shared by both transports; each maps its own library's exceptions."""
+    code = (
+        "import sys, bevsession.errors;"
+        "libraries = ('asyncpg', 'httpx', 'postgrest', 'supabase');"
+        "print(sorted(m for m in libraries if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

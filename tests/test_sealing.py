@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import pickle
+import random
 import re
 import threading
 import time
@@ -727,14 +728,56 @@ def test_key_cache_under_threads() -> None:
     assert sealer.key_cache_len <= 16 + len(threads)  # a race may overshoot by one per thread
 
 
-@pytest.mark.parametrize("length", [0, 1, 55, 56, 63, 64, 65, 450, 3000])
+HASHES = (("sha1", hashlib.sha1), ("sha256", hashlib.sha256), ("sha512", hashlib.sha512))
+
+
+@pytest.mark.parametrize("length", [0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 450, 3000])
 def test_prepared_hmac_equals_the_standard_one(length: int) -> None:
+    """SHA-512 (128-byte blocks) too: the pads take their length from the hash object."""
     data = (bytes(range(256)) * (length // 256 + 1))[:length]
-    for key in (b"", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))):
-        for name, new in (("sha1", hashlib.sha1), ("sha256", hashlib.sha256)):
+    for key in (b"", b"k" * 32, b"k" * 64, b"k" * 65, b"k" * 128, b"k" * 129, bytes(range(200))):
+        for name, new in HASHES:
             prepared = sealing._hmac_key(key, new)
             assert sealing._hmac(prepared, data) == hmac.digest(key, data, name)
             assert sealing._hmac(prepared, b"x") == hmac.digest(key, b"x", name)  # unchanged
+
+
+def test_prepared_hmac_equals_the_standard_one_on_random_keys_of_every_length() -> None:
+    rng = random.Random(20261201)
+    for length in range(0, 300):
+        key = rng.randbytes(length)
+        data = rng.randbytes(rng.randrange(0, 300))
+        for name, new in HASHES:
+            assert sealing._hmac(sealing._hmac_key(key, new), data) == hmac.digest(key, data, name)
+
+
+def test_pbkdf2_equals_the_standard_one_on_random_passwords() -> None:
+    rng = random.Random(20261202)
+    for length in range(0, 200):
+        password = rng.randbytes(length)
+        salt = rng.randbytes(32).hex()
+        expected = hashlib.pbkdf2_hmac("sha1", password, salt.encode(), 1, 32)
+        assert sealing._key(sealing._hmac_key(password, hashlib.sha1), salt) == expected
+
+
+@pytest.mark.parametrize(
+    ("passwords", "why"),
+    [
+        ({}, "empty"),
+        ({"1": "short"}, "at least 32"),
+        ({"\u00fc1": PW, "1": PW}, "password id"),  # \w matches Unicode letters; iron's ids don't
+        ({"1\n": PW, "2": PW}, "password id"),  # re.match(r"^\w+$") accepts a trailing newline
+        ({"a": PW}, "decimal"),
+        ({"1": "\ud800" * 40}, "lone surrogate"),
+    ],
+)
+def test_check_passwords_is_the_one_statement_of_the_rules(
+    passwords: dict[str, str], why: str
+) -> None:
+    with pytest.raises(SealConfigError, match=why):
+        sealing.check_passwords(passwords)
+    with pytest.raises(SealConfigError, match=why):
+        Sealer(passwords)
 
 
 @pytest.mark.parametrize("password", [PW, PW2, "é" * 32, "x" * 63, "x" * 64, "x" * 65, "🍷" * 50])

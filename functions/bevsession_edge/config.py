@@ -16,14 +16,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bevsession.access_tokens import AccessTokenVerifier, jwks_url, parse_jwks
 from bevsession.cookies import CookieOptions
+from bevsession.sealing import SealConfigError, check_passwords
 from bevsession.supabase_keys import ENV as SUPABASE_ENV
 from bevsession.supabase_keys import SupabaseKeys
 
 from .guards import parse_origins
 from .rates import parse_rate
 
-MIN_PASSWORD_LENGTH = 32  # iron-session's minimum, counted in UTF-16 code units like JS does
-PASSWORD_ID = re.compile(r"^\w+$")
 HOST_PREFIX = "__Host-"
 
 Environment = Literal["development", "production"]
@@ -32,11 +31,6 @@ TransportName = Literal["auto", "postgres", "supabase"]
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which variable and why."""
-
-
-def js_length(text: str) -> int:
-    """String length as JavaScript counts it (UTF-16 code units), for iron's password minimum."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 class Settings(BaseSettings):
@@ -166,14 +160,11 @@ class Settings(BaseSettings):
         passwords = self.passwords()
         if not passwords:
             raise ValueError("set SESSION_PASSWORD (32+ characters) or SESSION_PASSWORDS")
-        for pid, password in passwords.items():
-            if not PASSWORD_ID.match(pid):
-                raise ValueError(f"SESSION_PASSWORDS id {pid!r} must match ^\\w+$")
-            if js_length(password) < MIN_PASSWORD_LENGTH:
-                raise ValueError(
-                    f"session password {pid!r} has {js_length(password)} characters; "
-                    f"at least {MIN_PASSWORD_LENGTH} are required"
-                )
+        try:
+            check_passwords(passwords)  # iron-session's rules, as the sealer applies them
+        except SealConfigError as exc:
+            variable = "SESSION_PASSWORDS" if self.session_passwords else "SESSION_PASSWORD"
+            raise ValueError(f"{variable}: {exc}") from None
         if self.transport_name() == "supabase":
             problems = [] if self.supabase_url else ["the supabase transport needs SUPABASE_URL"]
             try:

@@ -4,7 +4,10 @@ Both transports report failures with a code: asyncpg with the SQLSTATE of the se
 PostgREST with the same SQLSTATE in its error JSON (or one of its own ``PGRSTxxx`` codes, or the
 HTTP status when the body is not PostgREST's). One table (:data:`CODE_TABLE`) keyed by that code
 decides the Python type, so a caller catches ``SessionRevoked`` or ``DatabaseUnavailable`` and
-never needs to know whether HTTP or the PostgreSQL protocol was in between.
+never needs to know whether HTTP or the PostgreSQL protocol was in between. Each transport maps
+its own library's exceptions to a code (``transports/postgres.py``: asyncpg;
+``transports/supabase.py``: postgrest and httpx) and leaves Python's own to
+:func:`from_python_error`: this module imports no transport library.
 
 Transport failures that never reached SQL get the SQLSTATE PostgreSQL itself uses for them:
 ``08001`` (could not connect), ``08006`` (connection lost), ``57014`` (timed out).
@@ -15,14 +18,9 @@ JWTs are masked, so an exception can be logged or shown without leaking a secret
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
-from typing import Any, Final
-
-import asyncpg
-import httpx
-from postgrest import APIError
+from typing import Final
 
 __all__ = [
     "CODE_TABLE",
@@ -38,8 +36,7 @@ __all__ = [
     "SessionNotFound",
     "SessionRevoked",
     "error_for_code",
-    "from_exception",
-    "from_postgrest_error",
+    "from_python_error",
     "safe_text",
 ]
 
@@ -178,57 +175,26 @@ def error_for_code(
     return (cls or DatabaseError)(message, code=code, details=details, hint=hint)
 
 
-def from_postgrest_error(error: Any) -> SessionError:
-    """Map a ``postgrest.APIError`` (or any object with code/message/details/hint)."""
-    code = getattr(error, "code", None)
-    message = getattr(error, "message", None) or ""
-    details = getattr(error, "details", None)
-    hint = getattr(error, "hint", None)
-    if code is None and "api key" in message.lower():
-        code = "401"  # the gateway's own errors carry no code, only the 401 status
-    return error_for_code(
-        str(code) if code is not None else None,
-        message,
-        details=details if isinstance(details, str) or details is None else str(details),
-        hint=hint if isinstance(hint, str) or hint is None else str(hint),
-    )
-
-
-def from_exception(exc: BaseException) -> SessionError:
-    """Map whatever a transport raised (asyncpg, PostgREST, httpx, OS) to a :class:`SessionError`.
+def from_python_error(exc: BaseException) -> SessionError:
+    """Map an exception of Python's own (timeouts, refused or lost connections, text that is not
+    UTF-8) to a :class:`SessionError`; each transport maps its library's exceptions first and
+    hands the rest here, so this module imports no transport library.
 
     Anything not recognised becomes ``DatabaseError`` with code ``internal``; the caller chains
     the original with ``raise … from exc`` so nothing is lost for debugging.
     """
     if isinstance(exc, SessionError):
         return exc
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
-        return error_for_code(
-            sqlstate,
-            getattr(exc, "message", None) or (str(exc.args[0]) if exc.args else ""),
-            details=getattr(exc, "detail", None),
-            hint=getattr(exc, "hint", None),
-        )
-    if isinstance(exc, APIError):
-        return from_postgrest_error(exc)
     if isinstance(exc, UnicodeError):
         # Text that cannot be sent as UTF-8 (a lone surrogate): the caller's input, refused
         # before the database saw it. SQLSTATE 22021: character_not_in_repertoire.
         return InvalidInput(f"text is not valid Unicode: {type(exc).__name__}", code="22021")
-    if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return DatabaseUnavailable(f"timed out: {type(exc).__name__}", code="57014")
-    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError):
         return DatabaseUnavailable(f"could not connect: {exc}", code="08001")
-    if isinstance(exc, httpx.TransportError | ConnectionError | OSError):
+    if isinstance(exc, OSError):  # ConnectionError and every other socket failure
         return DatabaseUnavailable(f"connection lost: {type(exc).__name__}: {exc}", code="08006")
-    if isinstance(exc, asyncpg.InternalClientError):  # protocol state: the connection broke
-        return DatabaseUnavailable(f"connection lost: {exc}", code="08006")
-    if isinstance(exc, asyncpg.InterfaceError):
-        text = str(exc)
-        if "connection" in text and ("closed" in text or "lost" in text):
-            return DatabaseUnavailable(text, code="08003")
-        return DatabaseError(text, code="interface")
     return DatabaseError(f"{type(exc).__name__}: {exc}", code="internal")
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "SealError",
     "SealReason",
     "Sealer",
+    "check_passwords",
     "js_length",
     "seal_data",
     "unseal_data",
@@ -152,6 +153,26 @@ def _is_decimal_id(pid: str) -> bool:
     return pid.isascii() and pid.isdigit() and (pid == "0" or pid[0] != "0")
 
 
+def check_passwords(passwords: Mapping[str, object]) -> dict[str, bytes]:
+    """iron-session's rules for a password map, the one place they are written: ids are
+    ``\\w+`` (ASCII, whole string), passwords strings of at least :data:`MIN_PASSWORD_LENGTH`
+    JavaScript characters without lone surrogates, and at least one id is a decimal number (the
+    newest such id seals). Returns each password's UTF-8 bytes; raises :class:`SealConfigError`.
+    """
+    if not isinstance(passwords, Mapping):
+        raise SealConfigError("password must be a string or a mapping of id to password")
+    if not passwords:
+        raise SealConfigError("the password map is empty")
+    checked: dict[str, bytes] = {}
+    for pid, secret in passwords.items():
+        if not isinstance(pid, str) or not _PASSWORD_ID.fullmatch(pid):
+            raise SealConfigError(f"password id {pid!r} must be ASCII letters, digits or '_'")
+        checked[pid] = _password_bytes(pid, secret)
+    if not any(_is_decimal_id(pid) for pid in checked):
+        raise SealConfigError("no password id is a decimal number, so none can seal")
+    return checked
+
+
 def _b64url(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
 
@@ -182,11 +203,13 @@ _CacheKey = tuple[str, str, str, str]
 
 
 def _hmac_key(key: bytes, new: Callable[[bytes], hashlib._Hash]) -> _HmacKey:
-    """Prepare ``key`` for :func:`_hmac` with ``new`` (``hashlib.sha1`` or ``hashlib.sha256``,
-    both with 64-byte blocks). A longer key is hashed first, as RFC 2104 says."""
-    if len(key) > 64:
+    """Prepare ``key`` for :func:`_hmac` with the hash ``new`` (iron uses ``hashlib.sha1`` and
+    ``hashlib.sha256``). The pads are as long as the hash's block, which the hash object states
+    (64 bytes for both of those, 128 for SHA-512); a longer key is hashed first (RFC 2104)."""
+    block = new(b"").block_size
+    if len(key) > block:
         key = new(key).digest()
-    key = key.ljust(64, b"\0")
+    key = key.ljust(block, b"\0")
     return new(key.translate(_IPAD)), new(key.translate(_OPAD))
 
 
@@ -291,22 +314,11 @@ class Sealer:
         long after its expiration a seal still opens; ``local_offset_ms`` is added to this
         machine's clock, like iron's ``localtimeOffsetMsec``; ``key_cache_size`` is how many
         seals' derived keys are remembered (0 = none; see the class docstring)."""
-        if isinstance(password, str):
-            items: dict[str, object] = {"1": password}
-        elif isinstance(password, Mapping):
-            items = dict(password)
-        else:
-            raise SealConfigError("password must be a string or a mapping of id to password")
-        if not items:
-            raise SealConfigError("the password map is empty")
-        passwords: dict[str, _HmacKey] = {}
-        for pid, secret in items.items():
-            if not isinstance(pid, str) or not _PASSWORD_ID.fullmatch(pid):
-                raise SealConfigError(f"password id {pid!r} must match ^\\w+$")
-            passwords[pid] = _hmac_key(_password_bytes(pid, secret), hashlib.sha1)
+        items = {"1": password} if isinstance(password, str) else password
+        passwords = {
+            pid: _hmac_key(secret, hashlib.sha1) for pid, secret in check_passwords(items).items()
+        }
         decimal_ids = [pid for pid in passwords if _is_decimal_id(pid)]
-        if not decimal_ids:
-            raise SealConfigError("no password id is a decimal number, so none can seal")
         self._seal_id: Final = max(decimal_ids, key=lambda pid: (len(pid), pid))
         self._seal_password: Final = passwords[self._seal_id]
         self._passwords: Final = passwords

@@ -16,28 +16,40 @@ Admin work (:meth:`SessionService.admin_session_stats`, :meth:`SessionService.pu
 runs as ``service_role``; the edge worker's own calls (touch, validate, seal keys, the policy)
 as ``session_worker``.
 
-Inputs are validated with the models of :mod:`bevsession.models` before any I/O; a refused input
-raises :class:`~bevsession.errors.InvalidInput` (code ``22023``, as the SQL would), so callers see
-one exception type whether Python or PostgreSQL refused it.
+Inputs are validated before any I/O by pydantic, from each method's annotations (the types of
+:mod:`bevsession.arguments`, built on the limits and models the SQL's domains define); a refused
+input raises :class:`~bevsession.errors.InvalidInput` (code ``22023``, as the SQL would), so
+callers see one exception type whether Python or PostgreSQL refused it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SkipValidation, StrictBool, StrictInt, ValidationError
 
-from .errors import DatabaseError, InvalidInput
+from .arguments import (
+    AccountId,
+    CookieContent,
+    GenerationMode,
+    HistoryLimit,
+    MessageContent,
+    PainPoints,
+    PurgeBatch,
+    ReadTime,
+    RetentionAge,
+    SeenMs,
+    SessionId,
+    SignalJson,
+    Signals,
+    TokenBudget,
+    UpdatesJson,
+    validated,
+)
+from .errors import DatabaseError
 from .models import (
-    MAX_HISTORY_PAGE,
-    MAX_MESSAGE_CHARS,
-    MAX_PURGE_BATCH,
-    MAX_SIGNALS_PER_TURN,
-    MAX_TOUCH_BATCH,
-    MIN_RETENTION_MS,
     AdoptionSnapshot,
     ChatTurnBegin,
     ChatTurnBrief,
@@ -48,11 +60,10 @@ from .models import (
     HistoryPage,
     LinkResult,
     MessageResult,
-    NewMessage,
     PersonaSignal,
-    PersonaUpdate,
     PersonaUpdateResult,
     PurgeResult,
+    Role,
     SealKeyCheck,
     SessionPolicy,
     SessionSnapshot,
@@ -66,57 +77,11 @@ from .transports.base import Identity, Service, Transport, Visitor, Worker
 __all__ = ["SessionService"]
 
 M = TypeVar("M", bound=BaseModel)
-I = TypeVar("I", bound=BaseModel)  # noqa: E741
-
-
-def _invalid(exc: ValidationError) -> InvalidInput:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "input"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return InvalidInput(f"{where}: {first['msg']}{more}", code="22023")
-
-
-def _validated(model: type[I], data: Any) -> I:
-    if isinstance(data, model):
-        return data
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-
-
-def _check_limit(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HISTORY_PAGE:
-        raise InvalidInput(f"{name}: must be between 1 and {MAX_HISTORY_PAGE}", code="22023")
-    return value
-
-
-def _check_content(content: str) -> str:
-    if not isinstance(content, str):
-        raise InvalidInput("content: is required", code="22023")
-    if len(content) > MAX_MESSAGE_CHARS:
-        raise InvalidInput(f"content: at most {MAX_MESSAGE_CHARS} characters", code="22023")
-    return content
-
-
-def _session_uuid(session_id: UUID | str) -> UUID:
-    if isinstance(session_id, UUID):
-        return session_id
-    try:
-        return UUID(str(session_id))
-    except ValueError:
-        raise InvalidInput("session_id: must be a UUID", code="22023") from None
 
 
 def _batch_args(seen_ms: Mapping[UUID, int]) -> dict[str, Any]:
-    """``session_ids`` and ``seen_ms`` of one touch or validation batch, checked."""
-    if len(seen_ms) > MAX_TOUCH_BATCH:
-        raise InvalidInput(f"session_ids: at most {MAX_TOUCH_BATCH} ids per call", code="22023")
-    ids = [_session_uuid(sid) for sid in seen_ms]
-    stamps = list(seen_ms.values())
-    if any(isinstance(ms, bool) or not isinstance(ms, int) for ms in stamps):
-        raise InvalidInput("seen_ms: must be integers (ms)", code="22023")
-    return {"session_ids": [str(sid) for sid in ids], "seen_ms": stamps}
+    """``session_ids`` and ``seen_ms`` of one touch or validation batch (a validated ``SeenMs``)."""
+    return {"session_ids": [str(sid) for sid in seen_ms], "seen_ms": list(seen_ms.values())}
 
 
 class SessionService:
@@ -141,19 +106,24 @@ class SessionService:
     async def _visit(
         self, session_id: UUID | str, fn: str, args: Mapping[str, Any], model: type[M]
     ) -> M:
-        return await self.call(Visitor(_session_uuid(session_id)), fn, args, model)
+        # every caller is @validated: session_id is a UUID by now
+        return await self.call(Visitor(cast(UUID, session_id)), fn, args, model)
 
     # --- the seed's six operations -------------------------------------------------------
-    async def get_session(self, session_id: UUID | str, *, touch: bool = True) -> SessionSnapshot:
+    @validated
+    async def get_session(
+        self, session_id: SessionId, *, touch: StrictBool = True
+    ) -> SessionSnapshot:
         """Get or create the session (and touch ``last_activity_at`` unless ``touch=False``)."""
         return await self._visit(session_id, "get_session", {"touch": touch}, SessionSnapshot)
 
+    @validated
     async def adopt_session(
         self,
-        session_id: UUID | str,
-        cookie: Mapping[str, Any],
+        session_id: SessionId,
+        cookie: CookieContent,
         *,
-        count_cookie_activity: bool = False,
+        count_cookie_activity: StrictBool = False,
     ) -> AdoptionSnapshot:
         """``get_session`` for a visitor who arrived with a cookie: when the database has no row
         for the session, it is created from *cookie* (the unsealed ``SessionData``: persona,
@@ -165,89 +135,64 @@ class SessionService:
         counts for the idle timeout. Never for a cookie this server sealed: then the database's
         clock decides alone.
         """
-        if not isinstance(cookie, Mapping):
-            raise InvalidInput(
-                "cookie: must be a JSON object (the cookie's SessionData)", code="22023"
-            )
-        args = {"cookie": dict(cookie), "count_cookie_activity": count_cookie_activity}
+        args = {"cookie": cookie, "count_cookie_activity": count_cookie_activity}
         return await self._visit(session_id, "adopt_session", args, AdoptionSnapshot)
 
+    @validated
     async def update_persona(
-        self, session_id: UUID | str, updates: PersonaUpdate | Mapping[str, Any]
+        self, session_id: SessionId, updates: UpdatesJson
     ) -> PersonaUpdateResult:
         """Absolute scores (clamped), pain points merged, questions appended, mode and flags."""
-        checked = _validated(PersonaUpdate, updates)
         return await self._visit(
-            session_id, "update_persona", {"updates": checked.to_rpc()}, PersonaUpdateResult
+            session_id, "update_persona", {"updates": updates}, PersonaUpdateResult
         )
 
+    @validated
     async def record_persona_signal(
-        self, session_id: UUID | str, signal: PersonaSignal | Mapping[str, Any]
+        self, session_id: SessionId, signal: SignalJson
     ) -> SignalResult:
         """Apply one signal (deltas, pain points, vector) and write its audit row."""
-        s = _validated(PersonaSignal, signal)
-        args = {
-            "signal_type": s.signal_type,
-            "signal_text": s.signal_text,
-            "signal_strength": s.signal_strength,
-            "pain_points_inferred": list(s.pain_points_inferred),
-            "score_updates": dict(s.score_updates),
-            "vector": s.vector,
-            "vector_value": s.vector_value,
-        }
+        # validated into the signal's JSON object, which is the function's argument list
+        args = cast(Mapping[str, Any], signal)
         return await self._visit(session_id, "record_persona_signal", args, SignalResult)
 
+    @validated
     async def add_conversation_message(
         self,
-        session_id: UUID | str,
-        role: str,
-        content: str,
-        generation_mode: str | None = None,
+        session_id: SessionId,
+        role: Role,
+        content: MessageContent,
+        generation_mode: GenerationMode | None = None,
         ui_specification: Any = None,
-        estimated_read_time: str | None = None,
-        pain_points_inferred: Iterable[str] = (),
+        estimated_read_time: ReadTime | None = None,
+        pain_points_inferred: PainPoints = (),
     ) -> MessageResult:
         """Store one message; the persona snapshot is taken by the database."""
-        m = _validated(
-            NewMessage,
-            {
-                "role": role,
-                "content": content,
-                "generation_mode": generation_mode,
-                "ui_specification": ui_specification,
-                "estimated_read_time": estimated_read_time,
-                "pain_points_inferred": list(pain_points_inferred),
-            },
-        )
         args = {
-            "role": m.role,
-            "content": m.content,
-            "generation_mode": m.generation_mode,
-            "ui_specification": m.ui_specification,
-            "estimated_read_time": m.estimated_read_time,
-            "pain_points_inferred": list(m.pain_points_inferred),
+            "role": role,
+            "content": content,
+            "generation_mode": generation_mode,
+            "ui_specification": ui_specification,
+            "estimated_read_time": estimated_read_time,
+            "pain_points_inferred": list(pain_points_inferred),
         }
         return await self._visit(session_id, "add_conversation_message", args, MessageResult)
 
+    @validated
     async def get_conversation_history(
         self,
-        session_id: UUID | str,
+        session_id: SessionId,
         *,
-        limit: int = 50,
-        before: int | None = None,
-        token_budget: int | None = None,
+        limit: HistoryLimit = 50,
+        before: StrictInt | None = None,
+        token_budget: TokenBudget | None = None,
     ) -> HistoryPage:
         """The newest ``limit`` messages older than ``before`` (a ``seq``), oldest first.
 
         With ``token_budget``, only the newest messages whose stored token counts fit it: the
         window an LLM prompt can take.
         """
-        if token_budget is not None and (isinstance(token_budget, bool) or token_budget < 1):
-            raise InvalidInput("token_budget: must be at least 1", code="22023")
-        args: dict[str, Any] = {
-            "history_limit": _check_limit("history_limit", limit),
-            "before": before,
-        }
+        args: dict[str, Any] = {"history_limit": limit, "before": before}
         if token_budget is not None:
             args["token_budget"] = token_budget
         return await self._visit(session_id, "get_conversation_history", args, HistoryPage)
@@ -256,12 +201,14 @@ class SessionService:
         """The absolute lifetime and idle timeout the database enforces (as the edge worker)."""
         return await self.call(Worker(), "get_session_policy", {}, SessionPolicy)
 
-    async def clear_session(self, session_id: UUID | str) -> ClearResult:
+    @validated
+    async def clear_session(self, session_id: SessionId) -> ClearResult:
         """Revoke the session for good (idempotent); its data stays for analytics."""
         return await self._visit(session_id, "clear_session", {}, ClearResult)
 
     # --- beyond the seed -----------------------------------------------------------------
-    async def forget_session(self, session_id: UUID | str) -> ForgetResult:
+    @validated
+    async def forget_session(self, session_id: SessionId) -> ForgetResult:
         """Erase messages, signals and persona; the revoked session row stays as a tombstone."""
         return await self._visit(session_id, "forget_session", {}, ForgetResult)
 
@@ -270,7 +217,7 @@ class SessionService:
         session_id: UUID | str,
         content: str,
         *,
-        signals: Iterable[PersonaSignal | Mapping[str, Any]] = (),
+        signals: Sequence[PersonaSignal | Mapping[str, Any]] = (),
         history_limit: int = 20,
         generation_mode: str | None = None,
     ) -> ChatTurnBegin:
@@ -284,7 +231,7 @@ class SessionService:
         session_id: UUID | str,
         content: str,
         *,
-        signals: Iterable[PersonaSignal | Mapping[str, Any]] = (),
+        signals: Sequence[PersonaSignal | Mapping[str, Any]] = (),
         history_limit: int = 20,
         generation_mode: str | None = None,
     ) -> ChatTurnBrief:
@@ -294,26 +241,20 @@ class SessionService:
             session_id, content, signals, history_limit, generation_mode, ChatTurnBrief
         )
 
+    @validated
     async def _begin_chat_turn(
         self,
-        session_id: UUID | str,
-        content: str,
-        signals: Iterable[PersonaSignal | Mapping[str, Any]],
-        history_limit: int,
-        generation_mode: str | None,
-        model: type[M],
+        session_id: SessionId,
+        content: MessageContent,
+        signals: Signals,
+        history_limit: HistoryLimit,
+        generation_mode: GenerationMode | None,
+        model: SkipValidation[type[M]],
     ) -> M:
-        checked = [_validated(PersonaSignal, s) for s in signals]
-        if len(checked) > MAX_SIGNALS_PER_TURN:
-            raise InvalidInput(f"signals: at most {MAX_SIGNALS_PER_TURN} signals", code="22023")
-        if generation_mode is not None:
-            _validated(
-                NewMessage, {"role": "user", "content": "", "generation_mode": generation_mode}
-            )
         args = {
-            "content": _check_content(content),
-            "signals": [s.to_rpc() for s in checked],
-            "history_limit": _check_limit("history_limit", history_limit),
+            "content": content,
+            "signals": list(signals),
+            "history_limit": history_limit,
             "generation_mode": generation_mode,
         }
         return await self._visit(session_id, "begin_chat_turn", args, model)
@@ -348,34 +289,26 @@ class SessionService:
             ChatTurnFinishBrief,
         )  # fmt: skip
 
+    @validated
     async def _finish_chat_turn(
         self,
-        session_id: UUID | str,
-        content: str,
+        session_id: SessionId,
+        content: MessageContent,
         ui_specification: Any,
-        generation_mode: str | None,
-        estimated_read_time: str | None,
-        model: type[M],
+        generation_mode: GenerationMode | None,
+        estimated_read_time: ReadTime | None,
+        model: SkipValidation[type[M]],
     ) -> M:
-        m = _validated(
-            NewMessage,
-            {
-                "role": "assistant",
-                "content": content,
-                "generation_mode": generation_mode,
-                "ui_specification": ui_specification,
-                "estimated_read_time": estimated_read_time,
-            },
-        )
         args = {
-            "content": m.content,
-            "ui_specification": m.ui_specification,
-            "generation_mode": m.generation_mode,
-            "estimated_read_time": m.estimated_read_time,
+            "content": content,
+            "ui_specification": ui_specification,
+            "generation_mode": generation_mode,
+            "estimated_read_time": estimated_read_time,
         }
         return await self._visit(session_id, "finish_chat_turn", args, model)
 
-    async def link_session(self, session_id: UUID | str, user_id: UUID | str) -> LinkResult:
+    @validated
+    async def link_session(self, session_id: SessionId, user_id: AccountId) -> LinkResult:
         """Attach the session (created if new) and its persona, messages and signals to the
         account *user_id*, in one transaction; idempotent for the same account.
 
@@ -384,14 +317,12 @@ class SessionService:
         ``linked_user_id`` claim, never as an argument. A session linked to another account
         raises :class:`~bevsession.errors.Conflict` (``PT409``) and changes nothing.
         """
-        try:
-            account = user_id if isinstance(user_id, UUID) else UUID(str(user_id))
-        except ValueError:
-            raise InvalidInput("user_id: must be a UUID", code="22023") from None
-        identity = Visitor(_session_uuid(session_id), linked_user_id=account)
+        # both are UUIDs by now (@validated)
+        identity = Visitor(cast(UUID, session_id), linked_user_id=cast(UUID, user_id))
         return await self.call(identity, "link_session", {}, LinkResult)
 
     # --- admin and lifecycle ---------------------------------------------------------------
+    @validated
     async def register_seal_keys(self, fingerprints: Mapping[str, str]) -> SealKeyCheck:
         """Record cookie-password fingerprints (as the edge worker, ``session_worker``);
         returns the ids whose password changed."""
@@ -403,30 +334,21 @@ class SessionService:
         """Session, persona, message and signal counts (runs as ``service_role``)."""
         return await self.call(Service(), "admin_session_stats", {}, SessionStats)
 
-    async def purge_sessions(self, older_than: timedelta, *, batch: int = 10_000) -> PurgeResult:
+    @validated
+    async def purge_sessions(
+        self, older_than: RetentionAge, *, batch: PurgeBatch = 10_000
+    ) -> PurgeResult:
         """Retention (``service_role``): delete sessions that never did anything and revoked or
         forgotten ones, inactive / revoked for longer than *older_than* (at least one day).
 
         At most *batch* sessions of each kind go per call; call again while ``result.more``.
         Pick an age longer than the cookie lifetime, so a deleted revoked id cannot come back.
         """
-        if not isinstance(older_than, timedelta):
-            raise InvalidInput("older_than_ms: must be a timedelta", code="22023")
-        older_than_ms = int(older_than.total_seconds() * 1000)
-        if older_than_ms < MIN_RETENTION_MS:
-            raise InvalidInput(
-                f"older_than_ms: must be at least {MIN_RETENTION_MS} (one day)", code="22023"
-            )
-        if (
-            isinstance(batch, bool)
-            or not isinstance(batch, int)
-            or not 1 <= batch <= MAX_PURGE_BATCH
-        ):
-            raise InvalidInput(f"batch: must be between 1 and {MAX_PURGE_BATCH}", code="22023")
-        args = {"older_than_ms": older_than_ms, "batch": batch}
+        args = {"older_than_ms": int(older_than.total_seconds() * 1000), "batch": batch}
         return await self.call(Service(), "purge_sessions", args, PurgeResult)
 
-    async def touch_sessions(self, seen_ms: Mapping[UUID, int]) -> TouchResult:
+    @validated
+    async def touch_sessions(self, seen_ms: SeenMs) -> TouchResult:
         """Batched activity (as ``session_worker``) for reads an edge worker answered from
         cookies the database confirmed: *seen_ms* maps each session id to the
         ``last_activity_at`` (ms) the database returned when it confirmed it. Live, unchanged
@@ -436,7 +358,8 @@ class SessionService:
         args = _batch_args(seen_ms)
         return await self.call(Worker(), "touch_sessions", args, TouchResult)
 
-    async def validate_sessions(self, seen_ms: Mapping[UUID, int]) -> ValidateResult:
+    @validated
+    async def validate_sessions(self, seen_ms: SeenMs) -> ValidateResult:
         """Re-check copies an edge worker holds, touching nothing: *seen_ms* maps each session
         id to the ``last_activity_at`` (ms) the database returned when it confirmed it. The
         result lists the ids whose copy is stale (gone, revoked, expired or changed since) and,

@@ -49,12 +49,19 @@ from typing import Any, Final
 
 import asyncpg
 
-from ..errors import DatabaseError, PermissionDenied, from_exception
+from ..errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    PermissionDenied,
+    SessionError,
+    error_for_code,
+    from_python_error,
+)
 from ..rpc import RpcFunction, check_call
 from ..tokens import SERVICE_ROLE, VISITOR_ROLE, WORKER_ROLE, Claims
 from .base import Identity, M, Service, Transport, Visitor, Worker
 
-__all__ = ["PostgresTransport"]
+__all__ = ["PostgresTransport", "postgres_error"]
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SEARCH_PATH: Final = "public, extensions"  # PostgREST on Supabase: db-schemas + extra-search-path
@@ -81,6 +88,27 @@ def _failed_before_sending(exc: Exception) -> bool:
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Release without ``RESET ALL``: every setting a call makes is transaction-local."""
+
+
+def postgres_error(exc: BaseException) -> SessionError:
+    """Map what asyncpg raised: a server error by its SQLSTATE, a broken connection as
+    ``DatabaseUnavailable``; Python's own exceptions (timeouts, sockets) as everywhere."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
+        return error_for_code(
+            sqlstate,
+            getattr(exc, "message", None) or (str(exc.args[0]) if exc.args else ""),
+            details=getattr(exc, "detail", None),
+            hint=getattr(exc, "hint", None),
+        )
+    if isinstance(exc, asyncpg.InternalClientError):  # protocol state: the connection broke
+        return DatabaseUnavailable(f"connection lost: {exc}", code="08006")
+    if isinstance(exc, asyncpg.InterfaceError):
+        text = str(exc)
+        if "connection" in text and ("closed" in text or "lost" in text):
+            return DatabaseUnavailable(text, code="08003")
+        return DatabaseError(text, code="interface")
+    return from_python_error(exc)
 
 
 class PostgresTransport(Transport):
@@ -150,7 +178,7 @@ class PostgresTransport(Transport):
                         server_settings={"application_name": "bevsession"},
                     )
         except Exception as exc:
-            raise from_exception(exc) from exc
+            raise postgres_error(exc) from exc
 
     @staticmethod
     def _initialiser(role: str) -> Any:
@@ -241,13 +269,13 @@ class PostgresTransport(Transport):
                 # kill) fails before the statement leaves: nothing ran, so once more is safe.
                 return await pool.fetchval(sql, claims, *values)
         except Exception as exc:
-            raise from_exception(exc) from exc
+            raise postgres_error(exc) from exc
 
     async def ping(self) -> None:
         try:
             await self._pool(Visitor).fetchval("select 1")
         except Exception as exc:
-            raise from_exception(exc) from exc
+            raise postgres_error(exc) from exc
 
     def _pool(self, identity: Identity | type) -> asyncpg.Pool:
         kind = identity if isinstance(identity, type) else type(identity)

@@ -31,7 +31,14 @@ import httpx
 from postgrest import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
-from ..errors import DatabaseError, PermissionDenied, from_exception
+from ..errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    PermissionDenied,
+    SessionError,
+    error_for_code,
+    from_python_error,
+)
 from ..rpc import check_call
 from ..supabase_keys import (
     PUBLISHABLE_KEY_PREFIX,
@@ -43,9 +50,40 @@ from ..supabase_keys import (
 from ..tokens import TokenMinter
 from .base import Identity, Transport, Visitor, Worker
 
-__all__ = ["SupabaseTransport"]
+__all__ = ["SupabaseTransport", "from_postgrest_error", "rest_error"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def from_postgrest_error(error: Any) -> SessionError:
+    """Map a ``postgrest.APIError`` (or any object with code/message/details/hint)."""
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None) or ""
+    details = getattr(error, "details", None)
+    hint = getattr(error, "hint", None)
+    if code is None and "api key" in message.lower():
+        code = "401"  # the gateway's own errors carry no code, only the 401 status
+    return error_for_code(
+        str(code) if code is not None else None,
+        message,
+        details=details if isinstance(details, str) or details is None else str(details),
+        hint=hint if isinstance(hint, str) or hint is None else str(hint),
+    )
+
+
+def rest_error(exc: BaseException) -> SessionError:
+    """Map what supabase-py raised: PostgREST's error JSON by its code, httpx's failures as
+    ``DatabaseUnavailable`` (timed out, could not connect, connection lost); Python's own
+    exceptions as everywhere."""
+    if isinstance(exc, APIError):
+        return from_postgrest_error(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return DatabaseUnavailable(f"timed out: {type(exc).__name__}", code="57014")
+    if isinstance(exc, httpx.ConnectError):
+        return DatabaseUnavailable(f"could not connect: {exc}", code="08001")
+    if isinstance(exc, httpx.TransportError):
+        return DatabaseUnavailable(f"connection lost: {type(exc).__name__}: {exc}", code="08006")
+    return from_python_error(exc)
 
 
 class SupabaseTransport(Transport):
@@ -182,7 +220,7 @@ class SupabaseTransport(Transport):
             response = await builder.execute()
         except (APIError, httpx.HTTPError, OSError, UnicodeError) as exc:
             # UnicodeError: an argument JSON cannot carry as UTF-8 (a lone surrogate)
-            raise from_exception(exc) from exc
+            raise rest_error(exc) from exc
         data = response.data
         # supabase-py gives [] for 204 / an empty body; our functions never return an array.
         return None if data == [] else data
@@ -205,10 +243,10 @@ class SupabaseTransport(Transport):
         try:
             response = await self._http.head(str(client.rest_url) + "/", headers=headers)
         except httpx.HTTPError as exc:
-            raise from_exception(exc) from exc
+            raise rest_error(exc) from exc
         if not response.is_success:
             code = str(response.status_code)
-            raise from_exception(APIError({"code": code, "message": response.reason_phrase}))
+            raise error_for_code(code, response.reason_phrase)
 
     async def close(self) -> None:
         if self._closed:
