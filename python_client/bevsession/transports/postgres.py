@@ -51,7 +51,6 @@ import asyncpg
 
 from ..errors import (
     DatabaseError,
-    DatabaseUnavailable,
     PermissionDenied,
     SessionError,
     error_for_code,
@@ -102,12 +101,12 @@ def postgres_error(exc: BaseException) -> SessionError:
             hint=getattr(exc, "hint", None),
         )
     if isinstance(exc, asyncpg.InternalClientError):  # protocol state: the connection broke
-        return DatabaseUnavailable(f"connection lost: {exc}", code="08006")
+        return error_for_code("08006", f"connection lost: {exc}")
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc)
         if "connection" in text and ("closed" in text or "lost" in text):
-            return DatabaseUnavailable(text, code="08003")
-        return DatabaseError(text, code="interface")
+            return error_for_code("08003", text)
+        return error_for_code("interface", text)  # no table entry: a DatabaseError
     return from_python_error(exc)
 
 

@@ -33,7 +33,6 @@ from supabase import AsyncClient, AsyncClientOptions
 
 from ..errors import (
     DatabaseError,
-    DatabaseUnavailable,
     PermissionDenied,
     SessionError,
     error_for_code,
@@ -78,11 +77,11 @@ def rest_error(exc: BaseException) -> SessionError:
     if isinstance(exc, APIError):
         return from_postgrest_error(exc)
     if isinstance(exc, httpx.TimeoutException):
-        return DatabaseUnavailable(f"timed out: {type(exc).__name__}", code="57014")
+        return error_for_code("57014", f"timed out: {type(exc).__name__}")
     if isinstance(exc, httpx.ConnectError):
-        return DatabaseUnavailable(f"could not connect: {exc}", code="08001")
+        return error_for_code("08001", f"could not connect: {exc}")
     if isinstance(exc, httpx.TransportError):
-        return DatabaseUnavailable(f"connection lost: {type(exc).__name__}: {exc}", code="08006")
+        return error_for_code("08006", f"connection lost: {type(exc).__name__}: {exc}")
     return from_python_error(exc)
 
 
