@@ -1,7 +1,10 @@
 """``GET /openapi.json`` is a valid OpenAPI 3.1 document, and it is kept true by this test.
 
-- its structure is checked by hand (required keys, operations, responses, media types) and every
-  schema in it is checked against JSON Schema 2020-12 (the dialect of OpenAPI 3.1);
+- it validates against the OpenAPI 3.1 schema (the one the specification publishes, as
+  schemathesis ships it), its structure is checked by hand (operations, responses, media types)
+  and every schema in it is checked against JSON Schema 2020-12 (the dialect of OpenAPI 3.1);
+- its components are the models the handlers return (api_models.py), so the names in them are
+  the python client's, not copies;
 - the routes it documents are exactly the routes of docs/http-api.md and exactly the routes the
   app registers (``app.router``), so nothing is served undocumented and nothing documented is
   missing;
@@ -26,8 +29,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from bevsession.local_postgres import LocalPostgres
+from bevsession.models import SCORE_NAMES, VECTOR_NAMES
+from bevsession_edge.openapi import REQUESTS, RESPONSES
 from e2e_server import (
     PASSWORD,
     Reply,
@@ -179,6 +185,43 @@ def test_it_is_an_openapi_3_1_document(document: dict[str, Any]) -> None:
         if method in METHODS and "operationId" in op
     ]
     assert len(ids) == len(set(ids)), f"duplicate operationIds: {ids}"
+
+
+def test_it_validates_against_the_openapi_3_1_schema(document: dict[str, Any]) -> None:
+    assert OPENAPI_31["$id"].startswith("https://spec.openapis.org/oas/3.1/")
+    errors = sorted(Draft202012Validator(OPENAPI_31).iter_errors(document), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:10])
+
+
+def test_the_components_are_the_models_of_the_bodies(document: dict[str, Any]) -> None:
+    """Every request and response model is a component, and every body an operation sends or
+    takes names one of them (a hand-written body schema would be a second definition)."""
+    schemas = document["components"]["schemas"]
+    assert {model.__name__ for model in (*REQUESTS, *RESPONSES)} <= set(schemas)
+    prefix = "#/components/schemas/"
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            bodies = [op.get("requestBody", {}), *op["responses"].values()]
+            for body in bodies:
+                schema = body.get("content", {}).get("application/json", {}).get("schema")
+                if schema is None or path == "/openapi.json":
+                    continue
+                assert schema.get("$ref", "").removeprefix(prefix) in schemas, (method, path)
+
+
+def test_the_persona_names_are_the_python_clients(document: dict[str, Any]) -> None:
+    """Scores and vectors as bevsession.models names them; histories and questions, which stay
+    in the database, are not part of the API."""
+    persona = document["components"]["schemas"]["Persona"]
+    assert set(SCORE_NAMES) <= set(persona["required"])
+    vectors = document["components"]["schemas"]["PersonaVectors"]["properties"]
+    expected = {"vectors_updated_at"} | {
+        f"{v}{s}" for v in VECTOR_NAMES for s in ("", "_confidence")
+    }
+    assert set(vectors) == expected
+    assert "questions_asked" not in persona["properties"]
 
 
 def test_every_schema_is_valid_json_schema_2020_12(document: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Every error leaves the server as JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status.
+"""Every error leaves the server as JSON ``{"error": {"code", "message"}}`` (:class:`Error`) with a
+4xx/5xx status.
 
 aiohttp's own HTTP exceptions (404, 405, 413 …) and the session layer's errors are turned into
 that shape (a database that is down: 503, a session over its chat rate limit: 429, both with
@@ -12,6 +13,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from bevsession.errors import (
     Conflict,
@@ -54,9 +56,24 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+
+
+class Error(BaseModel):
+    """Every error response's body; an OpenAPI component like the bodies of api_models.py."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error: ErrorDetail
+
+
 def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
-    body: dict[str, Any] = {"error": {"code": code, "message": message}}
-    return web.json_response(body, status=status, headers=headers or None)
+    body = Error(error=ErrorDetail(code=code, message=message))
+    return web.json_response(text=body.model_dump_json(), status=status, headers=headers or None)
 
 
 def from_session_error(exc: SessionError) -> web.Response:

@@ -1,37 +1,84 @@
-"""The OpenAPI 3.1 document of the HTTP API, written out by hand and kept true by a test.
+"""The OpenAPI 3.1 document of the HTTP API: ``paths`` written here, ``components.schemas``
+generated from the models the handlers return (api_models.py, http_errors.Error).
 
-Hand-written on purpose: the API is small, and a document that a test checks against live
-responses says exactly what clients get (limits included), which generated ones rarely do.
+The paths stay hand-written: what each route answers, and when, is prose a model cannot carry;
+every schema they name is a model's. A test checks live responses against the document.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from .config import Settings
-from .read_cache import READ_CACHE_COUNTERS
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
-SCORE = {"type": "number", "minimum": 0, "maximum": 1}
-MILLIS = {"type": "integer", "minimum": 0, "description": "milliseconds since the epoch"}
-NULLABLE_MILLIS = {"type": ["integer", "null"], "minimum": 0}
-SCORE_NAMES = [
-    "sales_focus_score",
-    "marketing_focus_score",
-    "operations_focus_score",
-    "compliance_focus_score",
-    "supplier_score",
-    "distributor_score",
-    "craft_score",
-    "mid_sized_score",
-    "large_score",
-]
-VECTORS = ("functional_role", "org_type", "org_size", "product_focus")
+from . import api_models as bodies
+from .config import Settings
+from .http_errors import Error
+
+REF = "#/components/schemas/{model}"
+REQUESTS: tuple[type[BaseModel], ...] = (bodies.ChatRequest,)
+RESPONSES: tuple[type[BaseModel], ...] = (
+    bodies.SessionSummary, bodies.ChatResponse, bodies.History, bodies.Cleared,
+    bodies.Forgotten, bodies.Linked, bodies.Status, bodies.Metrics, Error,
+)  # fmt: skip
+
+
+class _Schemas(GenerateJsonSchema):
+    """No per-field titles: pydantic would make them from the aliases ("Sessionid")."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def _referenced(schemas: dict[str, Any], roots: list[str]) -> dict[str, Any]:
+    """The schemas *roots* reach through ``$ref``s, in their order (a model's definitions can
+    include one that its serialised form leaves out, e.g. the detection histories)."""
+    prefix = REF.format(model="")
+    reached: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        stack: list[Any] = [schemas[name]]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and ref.startswith(prefix):
+                    todo.append(ref.removeprefix(prefix))
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    return {name: schema for name, schema in schemas.items() if name in reached}
+
+
+@cache
+def component_schemas() -> dict[str, Any]:
+    """``components.schemas``: the bodies' JSON Schemas (2020-12, OpenAPI 3.1's dialect),
+    requests as they are validated, responses as they are serialised."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((model, "validation") for model in REQUESTS),
+        *((model, "serialization") for model in RESPONSES),
+    ]
+    _, top = models_json_schema(models, ref_template=REF, schema_generator=_Schemas)
+    return _referenced(top["$defs"], [model.__name__ for model, _ in models])
+
+
+def _with_settings(schemas: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The schemas with what this server's settings limit (a copy; the cached ones stay)."""
+    chat = schemas[bodies.ChatRequest.__name__]
+    message = {**chat["properties"]["message"], "maxLength": settings.max_message_chars}
+    return {**schemas, bodies.ChatRequest.__name__: {**chat, "properties": {"message": message}}}
 
 
 def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=Error.__name__)}}},
     }
     if retry_after:
         response["headers"] = {
@@ -43,10 +90,10 @@ def _error_response(description: str, *, retry_after: bool = False) -> dict[str,
     return response
 
 
-def _json(ref: str, description: str) -> dict[str, Any]:
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
     }
 
 
@@ -58,32 +105,9 @@ LINK_SECURITY: list[dict[str, list[str]]] = [
     {"bearerAuth": [], "sessionCookie": []},
     {"bearerAuth": []},
 ]
-UUID_STRING = {"type": "string", "format": "uuid"}
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    vectors: dict[str, Any] = {"vectors_updated_at": MILLIS}
-    for v in VECTORS:
-        vectors[v] = {"type": ["string", "null"]}
-        vectors[f"{v}_confidence"] = SCORE
-    persona = {
-        "type": "object",
-        "required": [
-            "detection_vectors",
-            *SCORE_NAMES,
-            "pain_points_detected",
-            "overall_confidence",
-            "total_interactions",
-        ],
-        "properties": {
-            "detection_vectors": {"type": "object", "properties": vectors},
-            **{name: SCORE for name in SCORE_NAMES},
-            "pain_points_detected": {"type": "array", "items": {"type": "string"}},
-            "pain_points_confidence": {"type": "object", "additionalProperties": SCORE},
-            "overall_confidence": SCORE,
-            "total_interactions": {"type": "integer", "minimum": 0},
-        },
-    }
     limit_max = settings.history_page_max
     errors = {
         "400": _error_response("invalid JSON or input"),
@@ -118,12 +142,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "The visitor's session (created on first visit)",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("SessionSummary", "the session"), **errors},
+                    "responses": {"200": _json(bodies.SessionSummary, "the session"), **errors},
                 },
                 "delete": {
                     "summary": "Clear: revoke the session and delete the cookie",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("Cleared", "revoked"), **writes},
+                    "responses": {"200": _json(bodies.Cleared, "revoked"), **writes},
                 },
             },
             "/api/session/link": {
@@ -136,7 +160,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "account; the cookie keeps working.",
                     "security": LINK_SECURITY,
                     "responses": {
-                        "200": _json("Linked", "linked (counts: rows this call attached)"),
+                        "200": _json(bodies.Linked, "linked (counts: rows this call attached)"),
                         "401": {
                             **_error_response(
                                 "no access token, or one refused: expired, forged, another "
@@ -166,7 +190,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "delete": {
                     "summary": "Forget: erase the visitor's messages, signals and persona",
                     "security": COOKIE_SECURITY,
-                    "responses": {"200": _json("Forgotten", "erased"), **writes},
+                    "responses": {"200": _json(bodies.Forgotten, "erased"), **writes},
                 }
             },
             "/api/chat": {
@@ -177,12 +201,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ChatRequest"}
+                                "schema": {"$ref": REF.format(model=bodies.ChatRequest.__name__)}
                             }
                         },
                     },
                     "responses": {
-                        "200": _json("ChatResponse", "the assistant's reply"),
+                        "200": _json(bodies.ChatResponse, "the assistant's reply"),
                         "413": _error_response("body too large"),
                         "415": _error_response("not application/json"),
                         **writes,
@@ -225,20 +249,20 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000000},
                         },
                     ],
-                    "responses": {"200": _json("History", "a page of messages"), **errors},
+                    "responses": {"200": _json(bodies.History, "a page of messages"), **errors},
                 }
             },
             "/healthz": {
                 "get": {
                     "summary": "The process is up",
-                    "responses": {"200": _json("Status", "up")},
+                    "responses": {"200": _json(bodies.Status, "up")},
                 }
             },
             "/metrics": {
                 "get": {
                     "summary": "This worker's counters (loopback, or Bearer METRICS_TOKEN)",
                     "responses": {
-                        "200": _json("Metrics", "counters since start"),
+                        "200": _json(bodies.Metrics, "counters since start"),
                         "403": _error_response("not loopback and no METRICS_TOKEN bearer"),
                     },
                 }
@@ -247,7 +271,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "The database answers",
                     "responses": {
-                        "200": _json("Status", "ready"),
+                        "200": _json(bodies.Status, "ready"),
                         "503": _error_response("the database does not answer", retry_after=True),
                     },
                 }
@@ -292,171 +316,6 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "from the project's JWKS, or HS256 with the legacy JWT secret)",
                 },
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                },
-                "Persona": persona,
-                "SessionSummary": {
-                    "type": "object",
-                    "required": [
-                        "sessionId",
-                        "createdAt",
-                        "lastActivityAt",
-                        "messageCount",
-                        "currentMode",
-                        "hasCompletedOnboarding",
-                        "hasBrochure",
-                        "isDataConnected",
-                        "persona",
-                    ],
-                    "properties": {
-                        "sessionId": {"type": "string", "format": "uuid"},
-                        "createdAt": MILLIS,
-                        "lastActivityAt": MILLIS,
-                        "lastMessageAt": NULLABLE_MILLIS,
-                        "messageCount": {"type": "integer", "minimum": 0},
-                        "currentMode": {"enum": ["fresh", "returning", "data_connected"]},
-                        "hasCompletedOnboarding": {"type": "boolean"},
-                        "hasBrochure": {"type": "boolean"},
-                        "isDataConnected": {"type": "boolean"},
-                        "userId": {
-                            "type": ["string", "null"],
-                            "format": "uuid",
-                            "description": "the account the session is linked to, if any",
-                        },
-                        "persona": {"$ref": "#/components/schemas/Persona"},
-                    },
-                },
-                "Linked": {
-                    "type": "object",
-                    "required": ["sessionId", "userId", "linked"],
-                    "properties": {
-                        "sessionId": UUID_STRING,
-                        "userId": UUID_STRING,
-                        "linked": {
-                            "type": "object",
-                            "description": "rows this call attached (all 0 when the session "
-                            "was already linked to this account)",
-                            "required": ["sessions", "personas", "messages", "signals"],
-                            "properties": {
-                                "sessions": {"type": "integer", "minimum": 0, "maximum": 1},
-                                **{
-                                    k: {"type": "integer", "minimum": 0}
-                                    for k in ("personas", "messages", "signals")
-                                },
-                            },
-                        },
-                    },
-                },
-                "ChatRequest": {
-                    "type": "object",
-                    "required": ["message"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "message": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": settings.max_message_chars,
-                        }
-                    },
-                },
-                "ChatResponse": {
-                    "type": "object",
-                    "required": ["reply", "persona", "sessionId", "messageCount"],
-                    "properties": {
-                        "reply": {"type": "string"},
-                        "persona": {"$ref": "#/components/schemas/Persona"},
-                        "sessionId": {"type": "string", "format": "uuid"},
-                        "messageCount": {"type": "integer", "minimum": 0},
-                    },
-                },
-                "History": {
-                    "type": "object",
-                    "required": ["messages", "next"],
-                    "properties": {
-                        "messages": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["id", "role", "content", "createdAt"],
-                                "properties": {
-                                    "id": {"type": "string", "format": "uuid"},
-                                    "role": {"enum": ["user", "assistant", "system"]},
-                                    "content": {"type": "string"},
-                                    "createdAt": MILLIS,
-                                    "generationMode": {"type": ["string", "null"]},
-                                    "uiSpecification": {},
-                                    "tokenCount": {"type": "integer", "minimum": 0},
-                                },
-                            },
-                        },
-                        "next": {"type": ["integer", "null"]},
-                    },
-                },
-                "Cleared": {
-                    "type": "object",
-                    "required": ["cleared", "sessionId"],
-                    "properties": {
-                        "cleared": {"const": True},
-                        "sessionId": {"type": "string", "format": "uuid"},
-                    },
-                },
-                "Forgotten": {
-                    "type": "object",
-                    "required": ["forgotten", "sessionId", "deleted"],
-                    "properties": {
-                        "forgotten": {"const": True},
-                        "sessionId": {"type": "string", "format": "uuid"},
-                        "deleted": {
-                            "type": "object",
-                            "properties": {
-                                k: {"type": "integer", "minimum": 0}
-                                for k in ("messages", "signals", "personas")
-                            },
-                        },
-                    },
-                },
-                "Status": {
-                    "type": "object",
-                    "required": ["status"],
-                    "properties": {"status": {"type": "string"}},
-                },
-                "Metrics": {
-                    "type": "object",
-                    "required": ["cookieRejections"],
-                    "properties": {
-                        "cookieRejections": {
-                            "type": "object",
-                            "description": "refused cookies since start, by reason",
-                            "additionalProperties": {"type": "integer", "minimum": 0},
-                        },
-                        "readCache": {
-                            "type": "object",
-                            "description": "this worker's read cache (absent when disabled)",
-                            "required": ["maxAgeSeconds", *READ_CACHE_COUNTERS],
-                            "additionalProperties": False,
-                            "properties": {
-                                "maxAgeSeconds": {"type": "number", "minimum": 0},
-                                **{
-                                    k: {"type": "integer", "minimum": 0}
-                                    for k in READ_CACHE_COUNTERS
-                                },
-                            },
-                        },
-                    },
-                },
-            },
+            "schemas": _with_settings(component_schemas(), settings),
         },
     }

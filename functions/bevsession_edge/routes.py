@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from bevsession.errors import (
     Conflict,
@@ -25,16 +25,30 @@ from bevsession.errors import (
     SessionNotFound,
     SessionRevoked,
 )
-from bevsession.models import VECTOR_NAMES, PersonaScores, SessionData, SessionSnapshot
+from bevsession.models import DeletedCounts, PersonaScores, SessionData, SessionSnapshot
 
 from .accounts import verified_account
+from .api_models import (
+    PERSONA_LEFT_OUT,
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    Cleared,
+    Forgotten,
+    History,
+    Linked,
+    Metrics,
+    SessionSummary,
+    Status,
+    json_of,
+)
 from .guards import metrics_allowed
 from .http_errors import ApiError
 from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, drop_session, forget_cached, revoke_here, session_of
 from .openapi import openapi_document
 from .read_cache import READ_CACHE, read_cache_of
-from .session_cookie import HISTORY_SUFFIX, SessionState, persona_summary, sealed_by_seed
+from .session_cookie import SessionState, persona_summary, sealed_by_seed
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -43,24 +57,11 @@ T = TypeVar("T")
 FROM_CACHE = {"X-Session-Source": "cache"}
 DEFAULT_HISTORY_LIMIT = 20
 REPLY_HISTORY_LIMIT = 20
+NO_HISTORY = History(messages=[], next=None)
+NOTHING_DELETED = DeletedCounts(messages=0, signals=0, personas=0)
 
 
 # --- request parsing ------------------------------------------------------------------------
-class ChatRequest(BaseModel):
-    """``POST /api/chat`` body; unknown keys are refused, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    message: str = Field(min_length=1)
-
-    @field_validator("message")
-    @classmethod
-    def _storable(cls, value: str) -> str:
-        """PostgreSQL text cannot hold NUL: say so here rather than echo the database's words."""
-        if "\x00" in value:
-            raise ValueError("must not contain NUL (\\u0000) characters")
-        return value
-
-
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 4xx — whatever bytes, charset or nesting arrive.
 
@@ -111,18 +112,11 @@ def int_query(
 
 
 # --- session helpers ------------------------------------------------------------------------
-# What a persona's summary leaves out (persona_summary): detection histories, questions asked.
-_NOT_SUMMARISED: dict[str, Any] = {
-    "detection_vectors": {f"{name}{HISTORY_SUFFIX}" for name in VECTOR_NAMES},
-    "questions_asked": True,
-}
-
-
 def persona_json(persona: PersonaScores) -> dict[str, Any]:
     """The persona's summary as JSON data, dumped once without what the summary drops: the
     cookie's persona and the chat reply's (equals ``persona_summary(persona.model_dump(mode=
     "json"))``)."""
-    return persona.model_dump(mode="json", exclude=_NOT_SUMMARISED)
+    return persona.model_dump(mode="json", exclude=PERSONA_LEFT_OUT)
 
 
 def remember(state: SessionState, session: SessionData, persona: dict[str, Any] | None) -> None:
@@ -202,22 +196,23 @@ def cookie_persona(state: SessionState) -> PersonaScores | None:
         return None
 
 
-def summary(state: SessionState) -> dict[str, Any]:
+def summary(state: SessionState) -> SessionSummary:
+    """The session as its cookie keeps it. Built from the cookie's content as it was validated
+    on the way in (CookieUser), not validated again: a Node app's cookie is answered as it is."""
     user = state.user
-    persona = user.persona or persona_summary(PersonaScores().model_dump(mode="json"))
-    return {
-        "sessionId": str(user.sessionId),
-        "createdAt": user.createdAt,
-        "lastActivityAt": user.lastActivityAt,
-        "lastMessageAt": user.lastMessageAt,
-        "messageCount": user.messageCount,
-        "currentMode": user.currentMode,
-        "hasCompletedOnboarding": user.hasCompletedOnboarding,
-        "hasBrochure": user.hasBrochure,
-        "isDataConnected": user.isDataConnected,
-        "userId": user.userId,
-        "persona": persona,
-    }
+    return SessionSummary.model_construct(
+        session_id=user.sessionId,
+        created_at=user.createdAt,
+        last_activity_at=user.lastActivityAt,
+        last_message_at=user.lastMessageAt,
+        message_count=user.messageCount,
+        current_mode=user.currentMode,
+        has_completed_onboarding=user.hasCompletedOnboarding,
+        has_brochure=user.hasBrochure,
+        is_data_connected=user.isDataConnected,
+        user_id=user.userId,
+        persona=user.persona or persona_summary(PersonaScores().model_dump(mode="json")),
+    )
 
 
 # --- routes ---------------------------------------------------------------------------------
@@ -228,16 +223,16 @@ async def get_session(request: web.Request) -> web.Response:
         # A cookie the database confirmed lately (read_cache.py): answer from it; the read is
         # reported to the database with this worker's next batched touch.
         request.app[READ_CACHE].read(state.session_id, state.seen_ms)
-        return web.json_response(summary(state), headers=FROM_CACHE)
+        return json_of(summary(state), FROM_CACHE)
     try:
         snap = await get_or_adopt(request)
     except DatabaseUnavailable:
         if state.is_new:
             raise
         # Reads are served from the cookie while the database is away.
-        return web.json_response(summary(state), headers={"X-Session-Source": "cookie"})
+        return json_of(summary(state), {"X-Session-Source": "cookie"})
     remember(state, snap.session, persona_json(snap.persona))
-    return web.json_response(summary(state))
+    return json_of(summary(state))
 
 
 @routes.post("/api/chat")
@@ -286,13 +281,13 @@ async def chat(request: web.Request) -> web.Response:
         estimated_read_time=reply.estimated_read_time,
     )
     remember(state, finished.session, None)
-    return web.json_response(
-        {
-            "reply": reply.content,
-            "persona": persona,
-            "sessionId": str(state.session_id),
-            "messageCount": finished.session.message_count,
-        }
+    return json_of(
+        ChatResponse(
+            reply=reply.content,
+            persona=persona,
+            session_id=state.session_id,
+            message_count=finished.session.message_count,
+        )
     )
 
 
@@ -304,7 +299,7 @@ async def history(request: web.Request) -> web.Response:
     token_budget = int_query(request, "tokenBudget", None, 1, 1_000_000)
     state = session_of(request)
     if state.is_new:  # a new visitor has no history; do not create rows for a read
-        return web.json_response({"messages": [], "next": None})
+        return json_of(NO_HISTORY)
     try:
         page = await request.app[SERVICE].get_conversation_history(
             state.session_id,
@@ -314,25 +309,11 @@ async def history(request: web.Request) -> web.Response:
         )
     except (SessionRevoked, SessionExpired) as exc:  # the visitor starts afresh, with no history
         drop_session(request, refusal_reason(exc))
-        return web.json_response({"messages": [], "next": None})
+        return json_of(NO_HISTORY)
     except SessionNotFound:  # a cookie-only session (e.g. made by a Node app): nothing stored
-        return web.json_response({"messages": [], "next": None})
-    return web.json_response(
-        {
-            "messages": [
-                {
-                    "id": str(m.id),
-                    "role": m.message_role,
-                    "content": m.message_content,
-                    "createdAt": m.created_at,
-                    "generationMode": m.generation_mode,
-                    "uiSpecification": m.ui_specification,
-                    "tokenCount": m.token_count,
-                }
-                for m in page.messages
-            ],
-            "next": page.next_before,
-        }
+        return json_of(NO_HISTORY)
+    return json_of(
+        History(messages=[ChatMessage.of(m) for m in page.messages], next=page.next_before)
     )
 
 
@@ -345,22 +326,20 @@ async def clear_session(request: web.Request) -> web.Response:
             await request.app[SERVICE].clear_session(state.session_id)
     revoke_here(request)
     state.clear()
-    return web.json_response({"cleared": True, "sessionId": str(state.session_id)})
+    return json_of(Cleared(session_id=state.session_id))
 
 
 @routes.delete("/api/session/data")
 async def forget_session(request: web.Request) -> web.Response:
     state = session_of(request)
-    deleted = {"messages": 0, "signals": 0, "personas": 0}
+    deleted = NOTHING_DELETED
     if not state.is_new:
         with contextlib.suppress(SessionNotFound):
             result = await request.app[SERVICE].forget_session(state.session_id)
-            deleted = result.deleted.model_dump()
+            deleted = result.deleted
     revoke_here(request)
     state.clear()
-    return web.json_response(
-        {"forgotten": True, "sessionId": str(state.session_id), "deleted": deleted}
-    )
+    return json_of(Forgotten(session_id=state.session_id, deleted=deleted))
 
 
 @routes.post("/api/session/link")
@@ -385,19 +364,15 @@ async def link_session(request: web.Request) -> web.Response:
         ) from None  # fmt: skip
     forget_cached(request)
     remember(state, linked.session, None)
-    return web.json_response(
-        {
-            "sessionId": str(linked.session_id),
-            "userId": str(linked.user_id),
-            "linked": linked.linked.model_dump(),
-        }
+    return json_of(
+        Linked(session_id=linked.session_id, user_id=linked.user_id, linked=linked.linked)
     )
 
 
 @routes.get("/healthz")
 async def healthz(_: web.Request) -> web.Response:
     """The process is up (the counters are at /metrics)."""
-    return web.json_response({"status": "ok"})
+    return json_of(Status(status="ok"))
 
 
 @routes.get("/metrics")
@@ -407,17 +382,15 @@ async def metrics(request: web.Request) -> web.Response:
     if not metrics_allowed(request):
         raise ApiError(403, "forbidden", "metrics are for loopback or the METRICS_TOKEN bearer")
     rejections = dict(sorted(request.app[REJECTIONS].items()))
-    body: dict[str, Any] = {"cookieRejections": rejections}
     cache = read_cache_of(request.app)
-    if cache is not None:
-        body["readCache"] = cache.snapshot()
-    return web.json_response(body)
+    snapshot = cache.snapshot() if cache is not None else None
+    return json_of(Metrics(cookie_rejections=rejections, read_cache=snapshot))
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     await request.app[TRANSPORT].ping()  # DatabaseUnavailable → 503 JSON with Retry-After
-    return web.json_response({"status": "ready"})
+    return json_of(Status(status="ready"))
 
 
 @routes.get("/openapi.json")
