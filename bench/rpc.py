@@ -1,6 +1,7 @@
 """Latency and round trips per RPC, for both transports: ``python -m bench.rpc [--n 300]``.
 
-Starts a throwaway PostgreSQL, applies the migrations, and measures on this machine:
+Starts a throwaway PostgreSQL with a migrated database (as ``python -m bench`` does), and
+measures on this machine:
 
 1. the cost of building a visitor's request (JWT minting, three ways of giving supabase-py a
    per-request token) — no network;
@@ -35,9 +36,8 @@ import httpx
 import jwt
 from supabase import AsyncClient, AsyncClientOptions
 
-from bench.env import LIVE_SUPABASE_MISSING, live_supabase
+from bench.env import LIVE_SUPABASE_MISSING, cluster_context, database, live_supabase
 from bench.wire import RoundTripRelay
-from bevsession.local_postgres import LocalPostgres
 from bevsession.supabase_keys import SigningKey
 from bevsession.tokens import TokenMinter
 from bevsession.transports.base import Identity, Service, Transport, Visitor
@@ -191,12 +191,11 @@ async def naive(dsn: str, counted_dsn: str, relay: RoundTripRelay, n: int) -> No
 
 async def main(n: int) -> None:
     request_building()
-    pg = LocalPostgres.throwaway_cluster()
-    try:
-        name = await pg.create_database(await pg.create_template("bench_template"), prefix="bench")
+    async with cluster_context() as pg:
+        db = await database(pg, "rpc")  # the chat rate limit out of the way, as every section
         pg_relay = await RoundTripRelay(pg.host, pg.port).start()
-        direct = pg.dsn(name, user="authenticator")
-        counted = f"postgresql://authenticator@127.0.0.1:{pg_relay.port}/{name}"
+        direct = db.app_dsn
+        counted = f"postgresql://authenticator@127.0.0.1:{pg_relay.port}/{db.name}"
 
         print(f"\n== baseline: asyncpg 'select 1' on one connection (n={n}) ==")
         c1, c2 = await asyncpg.connect(direct), await asyncpg.connect(counted)
@@ -219,8 +218,6 @@ async def main(n: int) -> None:
         print(f"\n== for comparison: the obvious asyncpg way (n={n}) ==")
         await naive(direct, counted, pg_relay, n)
         await pg_relay.close()
-    finally:
-        pg.destroy()
 
     print(f"\n== supabase transport on the stack SUPABASE_URL names (n={n}) ==")
     st = live_supabase()
