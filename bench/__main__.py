@@ -10,8 +10,9 @@ as ``{"rows": [{name, value, unit, reference, reference_value, ratio, aim}]}``. 
 oriented so that higher is better for us; ``aim`` is the ratio we want (null: information).
 
 1. sealing  — seal/unseal ops/s: ours vs Node iron-session vs aiohttp-session's Fernet;
-2. database — chat turns/s: pgbench on the SQL functions vs ``SessionService`` (both
-   transports; supabase against the PostgREST TEST DOUBLE), and round trips per turn; then
+2. database — chat turns/s: pgbench on the SQL functions vs ``SessionService`` (the postgres
+   transport; the supabase transport only against a real Supabase stack the environment names,
+   ``SUPABASE_URL`` and the project's keys), and round trips per turn; then
    ``SessionService`` vs a minimal hand-written turn (``sql/bench/minimal_turn.sql``) vs
    langchain-postgres' chat history, on visitors seeded with 18 messages;
 3. server   — wrk against ``bevsession serve`` vs a minimal aiohttp-session app, 1 and 2 workers;
@@ -34,6 +35,7 @@ from bench.env import (
     ROOT,
     MissingTool,
     cluster_context,
+    database,
     ensure_wrk,
     pgbench_path,
     require_aiohttp_session,
@@ -97,39 +99,37 @@ async def run(args: argparse.Namespace) -> list[Row]:
     if not set(args.sections) & {"database", "server", "growth"}:
         return rows
 
-    with cluster_context() as cluster:
-        await cluster.prepare()
-        pgbench_path(cluster.pg)
+    async with cluster_context() as pg:
+        pgbench_path(pg)
         if "database" in args.sections:
             from bench import run_database
 
             t = section("database")
-            rows += await run_database.run(await cluster.database("db"), 3 if quick else 10)
+            rows += await run_database.run(await database(pg, "db"), 3 if quick else 10, notes)
             from bench import run_chat
 
-            rows += await run_chat.run(await cluster.database("chat"), 3 if quick else 10,
+            rows += await run_chat.run(await database(pg, "chat"), 3 if quick else 10,
                                        250 if quick else 1000)  # fmt: skip
             done("database", t)
         if "server" in args.sections:
             from bench import run_server
 
             t = section("server")
-            rows += await run_server.run(await cluster.database("server"), 2 if quick else 5, logs)
+            rows += await run_server.run(await database(pg, "server"), 2 if quick else 5, logs)
             done("server", t)
         if "growth" in args.sections:
             from bench import run_growth
 
             t = section("growth")
             sizes = (10**4, 10**5) if quick else (10**4, 10**5, 10**6)
-            grown, steps = await run_growth.run(await cluster.database("growth"), sizes,
+            grown, steps = await run_growth.run(await database(pg, "growth"), sizes,
                                                 100 if quick else 300)  # fmt: skip
             rows += grown
+            notes.append("history_page's keyset scan, EXPLAIN (ANALYZE, BUFFERS) as the visitor:")
             for step in steps:
                 notes.append(f"  {step.rows:>9,} rows: {step.plan_line}  [{step.buffers_line}]")
             done("growth", t)
-    if notes:
-        args.notes = ["history_page's keyset scan, EXPLAIN (ANALYZE, BUFFERS) as the visitor:",
-                      *notes]  # fmt: skip
+    args.notes = notes
     return rows
 
 

@@ -43,7 +43,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from bench.env import cluster_context, free_port
+from bench.env import cluster_context, database, free_port
 from bench.run_server import CHAT_BODY, COOKIE_NAME, PASSWORD, make_cookies
 
 CONCURRENCY = 16
@@ -150,39 +150,41 @@ async def run(args: argparse.Namespace) -> None:
     for name in [k for k in os.environ if k.startswith(("SESSION_", "BEVSESSION_", "SUPABASE_"))]:
         del os.environ[name]
     os.environ.pop("DATABASE_URL", None)
-    with cluster_context() as cluster, tempfile.TemporaryDirectory() as tmp:
-        await cluster.prepare()
-        db = await cluster.database("chat_cpu")
-        settings = load_settings(
-            database_url=db.app_dsn, session_password=PASSWORD, transport="postgres"
-        )
-        app = floor_app(db.app_dsn) if args.floor else create_app(settings)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            cookie_file = Path(tmp) / "cookies.txt"
-            cookies = await make_cookies(port, args.sessions)
-            cookie_file.write_text("\n".join(cookies) + "\n")
-            n = args.sessions * args.turns
-            user, system = await drive(port, cookie_file, n)
-            print(f"fresh: {user + system:6.0f} µs/turn (user {user:.0f}, system {system:.0f}),"
-                  f" {n} turns", flush=True)  # fmt: skip
-            await drive(port, cookie_file, args.sessions * args.warm)
-            user, system = await drive(port, cookie_file, n)
-            print(f"warm:  {user + system:6.0f} µs/turn (user {user:.0f}, system {system:.0f}),"
-                  f" {n} turns", flush=True)  # fmt: skip
-            if args.profile:
-                profile = cProfile.Profile(time.process_time)
-                profile.enable()
-                await drive(port, cookie_file, n)
-                profile.disable()
-                profile.dump_stats(args.profile)
-                print(f"\nprofile of {n} warm turns (process CPU clock), saved to {args.profile}")
-                print(summary(profile, n))
-        finally:
-            await runner.cleanup()
+    async with cluster_context() as pg:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = await database(pg, "chat_cpu")
+            settings = load_settings(
+                database_url=db.app_dsn, session_password=PASSWORD, transport="postgres"
+            )
+            app = floor_app(db.app_dsn) if args.floor else create_app(settings)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            try:
+                cookie_file = Path(tmp) / "cookies.txt"
+                cookies = await make_cookies(port, args.sessions)
+                cookie_file.write_text("\n".join(cookies) + "\n")
+                n = args.sessions * args.turns
+                user, system = await drive(port, cookie_file, n)
+                print(f"fresh: {user + system:6.0f} µs/turn (user {user:.0f}, system {system:.0f}),"
+                      f" {n} turns", flush=True)  # fmt: skip
+                await drive(port, cookie_file, args.sessions * args.warm)
+                user, system = await drive(port, cookie_file, n)
+                print(f"warm:  {user + system:6.0f} µs/turn (user {user:.0f}, system {system:.0f}),"
+                      f" {n} turns", flush=True)  # fmt: skip
+                if args.profile:
+                    profile = cProfile.Profile(time.process_time)
+                    profile.enable()
+                    await drive(port, cookie_file, n)
+                    profile.disable()
+                    profile.dump_stats(args.profile)
+                    print(
+                        f"\nprofile of {n} warm turns (process CPU clock), saved to {args.profile}"
+                    )
+                    print(summary(profile, n))
+            finally:
+                await runner.cleanup()
 
 
 def main() -> int:

@@ -2,8 +2,10 @@
 
 One cluster per run (``LocalPostgres.throwaway_cluster()``), the shim and migrations applied once
 to a template database, and a clone of it per section, so the sections never see each other's
-rows. Tools that are not Python packages (``wrk``, ``pgbench``, Node's iron-session) are found or
-installed here, with a clear message when that is not possible.
+rows — the same ``LocalPostgres`` calls the tests make their databases with. Tools that are not
+Python packages (``wrk``, ``pgbench``, Node's iron-session) are found or installed here, with a
+clear message when that is not possible. The supabase transport is measured only against a real
+Supabase stack the environment names (:func:`live_supabase`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from bevsession.local_postgres import LocalPostgres
-from bevsession.migrations import migrate
+from bevsession.supabase_keys import SupabaseKeys
+from bevsession.transports.supabase import SupabaseTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "bench_template"
@@ -254,50 +258,40 @@ class Database:
         return " ".join(options)
 
 
-class Cluster:
-    """The run's throwaway PostgreSQL with a migrated template database."""
-
-    def __init__(self) -> None:
-        self.pg = LocalPostgres.throwaway_cluster(settings={"max_wal_size": "4GB"})
-        self._count = 0
-
-    async def prepare(self) -> None:
-        conn = await asyncpg.connect(self.pg.dsn())
-        try:
-            await conn.execute(f'create database "{TEMPLATE}"')
-        finally:
-            await conn.close()
-        await migrate(self.pg.dsn(TEMPLATE))
-
-    async def database(self, label: str) -> Database:
-        """A fresh clone of the template; the chat rate limit out of the way."""
-        self._count += 1
-        name = f"bench_{label}_{self._count}"
-        conn = await asyncpg.connect(self.pg.dsn())
-        try:
-            await conn.execute(f'create database "{name}" template "{TEMPLATE}"')
-        finally:
-            await conn.close()
-        conn = await asyncpg.connect(self.pg.dsn(name))
-        try:
-            await conn.execute(
-                "update bevsession.chat_rate_policy set chat_rate_limit = $1", RATE_LIMIT
-            )
-        finally:
-            await conn.close()
-        return Database(self.pg, name)
-
-    def destroy(self) -> None:
-        self.pg.destroy()
+async def database(pg: LocalPostgres, label: str) -> Database:
+    """A fresh clone of the run's template; the chat rate limit out of the way."""
+    db = Database(pg, await pg.create_database(TEMPLATE, prefix=f"bench_{label}_"))
+    await db.execute("update bevsession.chat_rate_policy set chat_rate_limit = $1", RATE_LIMIT)
+    return db
 
 
-@contextlib.contextmanager
-def cluster_context() -> Iterator[Cluster]:
-    cluster = Cluster()
+@contextlib.asynccontextmanager
+async def cluster_context() -> AsyncIterator[LocalPostgres]:
+    """The run's throwaway PostgreSQL with its migrated template database; removed at the end."""
+    pg = LocalPostgres.throwaway_cluster(settings={"max_wal_size": "4GB"})
     try:
-        yield cluster
+        await pg.create_template(TEMPLATE)
+        yield pg
     finally:
-        cluster.destroy()
+        pg.destroy()
+
+
+# --- a real Supabase stack (opt-in) ---------------------------------------------------------------
+LIVE_SUPABASE_MISSING = (
+    "not measured: set SUPABASE_URL and the project's keys (SUPABASE_PUBLISHABLE_KEY, "
+    "SUPABASE_SECRET_KEY, SUPABASE_JWT_SIGNING_KEY; or the legacy SUPABASE_ANON_KEY, "
+    "SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET) of a project with the migrations applied "
+    "to measure the supabase transport against a real Supabase stack"
+)
+
+
+def live_supabase(**options: Any) -> SupabaseTransport | None:
+    """The supabase transport on the stack the environment names, or None when it names none:
+    the bench measures supabase-py against real PostgREST only, never against a stand-in."""
+    url = os.environ.get("SUPABASE_URL")
+    if not url:
+        return None
+    return SupabaseTransport.from_keys(url, SupabaseKeys.from_env(os.environ), **options)
 
 
 def run_json_tool(cmd: Sequence[str], *, env: dict[str, str] | None = None,

@@ -20,16 +20,15 @@ from bevsession.models import MAX_TOUCH_BATCH
 from bevsession.service import SessionService
 from bevsession.transports.postgres import PostgresTransport
 
-from .env import cluster_context, visitor_id
+from .env import cluster_context, database, visitor_id
 
 RUNS = 5
 
 
 async def measure(sizes: list[int]) -> list[tuple[int, float, float]]:
     rows = []
-    with cluster_context() as cluster:
-        await cluster.prepare()
-        db = await cluster.database("flush")
+    async with cluster_context() as pg:
+        db = await database(pg, "flush")
         await db.create_visitors(1, max(sizes))
         stamp = await db.execute("select 1")  # warm the cluster
         del stamp

@@ -1,15 +1,17 @@
 """Latency and round trips per RPC, for both transports: ``python -m bench.rpc [--n 300]``.
 
-Starts a throwaway PostgreSQL, applies the migrations, and measures on this machine:
+Starts a throwaway PostgreSQL with a migrated database (as ``python -m bench`` does), and
+measures on this machine:
 
 1. the cost of building a visitor's request (JWT minting, three ways of giving supabase-py a
    per-request token) — no network;
-2. per RPC and transport: median and p95 latency, and round trips counted on the wire by
-   :class:`bench.wire.RoundTripRelay` (client turns to PostgreSQL for ``postgres``, HTTP turns for
-   ``supabase``, plus the test endpoint's own turns to PostgreSQL, for information only — real
-   PostgREST pipelines its statements differently);
+2. per RPC on the postgres transport: median and p95 latency, and round trips (client turns to
+   PostgreSQL) counted on the wire by :class:`bench.wire.RoundTripRelay`;
 3. the same call done the obvious way (``BEGIN``; ``set_config``…; call; ``COMMIT`` with asyncpg's
-   default pool reset) for comparison.
+   default pool reset) for comparison;
+4. per RPC on the supabase transport, latency only, and only against a real Supabase stack the
+   environment names (``SUPABASE_URL`` and the project's keys, as the tests' ``supabase-live``
+   run); without them it says what to set.
 
 Latency is measured on direct connections; round trips on a second, identical set of
 connections through the counting relay (which adds ~40 µs per turn), so neither skews the other.
@@ -22,30 +24,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 from supabase import AsyncClient, AsyncClientOptions
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
+from bench.env import LIVE_SUPABASE_MISSING, cluster_context, database, live_supabase
 from bench.wire import RoundTripRelay
-from bevsession.local_postgres import LocalPostgres
-from bevsession.migrations import migrate
 from bevsession.supabase_keys import SigningKey
 from bevsession.tokens import TokenMinter
 from bevsession.transports.base import Identity, Service, Transport, Visitor
 from bevsession.transports.postgres import PostgresTransport
-from bevsession.transports.supabase import SupabaseTransport
-from postgrest_endpoint import EndpointConfig, run_endpoint
-from rpc_fixtures import Keys
 
 
 def micro(label: str, fn: Callable[[], object], n: int = 20000) -> float:
@@ -59,9 +55,11 @@ def micro(label: str, fn: Callable[[], object], n: int = 20000) -> float:
     return per
 
 
-def request_building(keys: Keys) -> None:
+def request_building() -> None:
     print("\n== building one visitor request (no network) ==")
-    minter = TokenMinter(keys.jwt_secret)
+    jwt_secret = secrets.token_urlsafe(40)  # a project's legacy secret, and its anon key
+    anon_key = jwt.encode({"iss": "supabase", "role": "anon"}, jwt_secret, algorithm="HS256")
+    minter = TokenMinter(jwt_secret)
     sid = uuid.uuid4()
     micro("mint a visitor JWT (PyJWT HS256)", lambda: minter.visitor_token(sid))
     for algorithm, n in (("ES256", 20000), ("RS256", 2000)):  # an imported signing key
@@ -72,7 +70,7 @@ def request_building(keys: Keys) -> None:
     micro("look a cached token up (what a cache would save it for)", lambda: cache.get(sid))
     http = httpx.AsyncClient()
     opts = AsyncClientOptions(httpx_client=http, postgrest_client_retry=False)
-    base = AsyncClient("http://127.0.0.1:1", keys.anon_key, opts)
+    base = AsyncClient("http://127.0.0.1:1", anon_key, opts)
     token = minter.visitor_token(sid)
 
     def builder_header() -> object:
@@ -92,7 +90,7 @@ def request_building(keys: Keys) -> None:
             httpx_client=http, headers={"Authorization": f"Bearer {token}"},
             postgrest_client_retry=False,
         )  # fmt: skip
-        return AsyncClient("http://127.0.0.1:1", keys.anon_key, o).rpc("get_session", {})
+        return AsyncClient("http://127.0.0.1:1", anon_key, o).rpc("get_session", {})
 
     micro("supabase AsyncClient per request on the shared pool", client_per_request, n=2000)
 
@@ -192,17 +190,12 @@ async def naive(dsn: str, counted_dsn: str, relay: RoundTripRelay, n: int) -> No
 
 
 async def main(n: int) -> None:
-    keys = Keys.generate()
-    request_building(keys)
-    pg = LocalPostgres.throwaway_cluster()
-    try:
-        admin = await asyncpg.connect(pg.dsn())
-        await admin.execute("create database bench")
-        await admin.close()
-        await migrate(pg.dsn("bench"))
+    request_building()
+    async with cluster_context() as pg:
+        db = await database(pg, "rpc")  # the chat rate limit out of the way, as every section
         pg_relay = await RoundTripRelay(pg.host, pg.port).start()
-        direct = pg.dsn("bench", user="authenticator")
-        counted = f"postgresql://authenticator@127.0.0.1:{pg_relay.port}/bench"
+        direct = db.app_dsn
+        counted = f"postgresql://authenticator@127.0.0.1:{pg_relay.port}/{db.name}"
 
         print(f"\n== baseline: asyncpg 'select 1' on one connection (n={n}) ==")
         c1, c2 = await asyncpg.connect(direct), await asyncpg.connect(counted)
@@ -224,34 +217,18 @@ async def main(n: int) -> None:
 
         print(f"\n== for comparison: the obvious asyncpg way (n={n}) ==")
         await naive(direct, counted, pg_relay, n)
+        await pg_relay.close()
 
-        print(f"\n== supabase transport via tests/postgrest_endpoint.py (n={n}) ==")
-        print("   round trips: HTTP turns + the test endpoint's turns to PostgreSQL")
-
-        async def supabase_over(dsn: str, relay_http: bool) -> tuple[SupabaseTransport, Any]:
-            running = await run_endpoint(EndpointConfig(
-                dsn=dsn, jwt_secret=keys.jwt_secret, anon_key=keys.anon_key,
-                service_key=keys.service_key, pool_max_size=1,
-            ))  # fmt: skip
-            url, relay = running.url, None
-            if relay_http:
-                relay = await RoundTripRelay("127.0.0.1", int(url.rsplit(":", 1)[1])).start()
-                url = f"http://127.0.0.1:{relay.port}"
-            st = SupabaseTransport(url, anon_key=keys.anon_key, service_key=keys.service_key,
-                                   minter=TokenMinter(keys.jwt_secret))  # fmt: skip
-            return st, (running, relay)
-
-        st, (running, _) = await supabase_over(direct, False)
-        st_counted, (running_counted, http_relay) = await supabase_over(counted, True)
-        calls = await rpc_calls(st, n)
-        counted_calls = dict(await rpc_calls(st_counted, 60))
-        for label, call in calls:
-            await timed(label, call, n, counted_calls[label], (http_relay, pg_relay))
-        for closer in (st.close, st_counted.close, running.close, running_counted.close,
-                       http_relay.close, pg_relay.close):  # fmt: skip
-            await closer()
+    print(f"\n== supabase transport on the stack SUPABASE_URL names (n={n}) ==")
+    st = live_supabase()
+    if st is None:
+        print(f"   {LIVE_SUPABASE_MISSING}")
+        return
+    try:
+        for label, call in await rpc_calls(st, n):
+            await timed(label, call, n)
     finally:
-        pg.destroy()
+        await st.close()
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
 The cluster is started once (about half a second) in a temporary folder and removed at the
 end. Migrations are applied once to a template database; each test gets its own database
-cloned from it (about 40 ms), so tests never see each other's rows.
+cloned from it (about 40 ms), so tests never see each other's rows — through
+``LocalPostgres.create_template`` / ``create_database`` / ``drop_database``, as the bench does.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,13 +15,11 @@ import asyncpg
 import pytest
 
 from bevsession.local_postgres import LocalPostgres
-from bevsession.migrations import migrate
 
 # Fixture modules shared by many test files (the RPC transports; the real server as a process).
 pytest_plugins = ["rpc_fixtures", "e2e_server"]
 
 TEMPLATE_DB = "bevsession_template"
-_counter = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -34,51 +32,20 @@ def pg() -> Iterator[LocalPostgres]:
         cluster.destroy()
 
 
-async def create_template(pg: LocalPostgres, name: str = TEMPLATE_DB) -> str:
-    """Create database *name* with the shim and every migration applied (a template)."""
-    admin = await asyncpg.connect(pg.dsn())
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    await migrate(pg.dsn(name))
-    return name
-
-
 @pytest.fixture(scope="session")
 async def template_db(pg: LocalPostgres) -> str:
     """A database with the shim and every migration applied; the template of each test's db."""
-    return await create_template(pg)
-
-
-async def create_database(pg: LocalPostgres, template: str | None = TEMPLATE_DB) -> str:
-    """A fresh database: a clone of the migrated template, or empty with ``template=None``."""
-    name = f"t{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(pg.dsn())
-    try:
-        clause = f' template "{template}"' if template else ""
-        await admin.execute(f'create database "{name}"{clause}')
-    finally:
-        await admin.close()
-    return name
-
-
-async def drop_database(pg: LocalPostgres, name: str) -> None:
-    admin = await asyncpg.connect(pg.dsn())
-    try:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
+    return await pg.create_template(TEMPLATE_DB)
 
 
 @pytest.fixture
 async def db_name(pg: LocalPostgres, template_db: str) -> AsyncIterator[str]:
     """A fresh migrated database for one test, dropped afterwards."""
-    name = await create_database(pg, template_db)
+    name = await pg.create_database(template_db)
     try:
         yield name
     finally:
-        await drop_database(pg, name)
+        await pg.drop_database(name)
 
 
 @pytest.fixture

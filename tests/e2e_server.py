@@ -43,7 +43,6 @@ import pytest
 
 from bevsession.local_postgres import LocalPostgres
 from bevsession.supabase_keys import SigningKey
-from conftest import create_database, drop_database
 
 __all__ = ["http", "module_server", "server", "server_factory"]  # the fixtures
 
@@ -317,7 +316,7 @@ async def server_pool(
         }
         db_name = admin_dsn = None
         if database:
-            db_name = await create_database(pg, template_db)
+            db_name = await pg.create_database(template_db)
             databases.append(db_name)
             base["DATABASE_URL"] = pg.dsn(db_name, user=APP_LOGIN)
             admin_dsn = pg.dsn(db_name)
@@ -346,7 +345,7 @@ async def server_pool(
             if code != 0:
                 failures.append(f"{server.base_url} exited {code}:\n{server.log_text()[-2000:]}")
         for name in databases:
-            await drop_database(pg, name)
+            await pg.drop_database(name)
         assert not failures, "server(s) did not stop cleanly on SIGTERM:\n" + "\n".join(failures)
 
 

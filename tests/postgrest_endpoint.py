@@ -1,51 +1,45 @@
-"""A small PostgREST-compatible ``/rest/v1/rpc/<fn>`` endpoint for tests (no PostgREST binary here).
+"""PostgREST behind Supabase's gateway, for what supabase-py's ``rpc()`` sends (no PostgREST here).
 
-Faithful to /work/shared/reference/postgrest-rpc.md (PostgREST v14 behind Supabase's gateway)
-for what supabase-py's ``rpc()`` uses:
+It covers, as /work/shared/reference/postgrest-rpc.md describes PostgREST v14, exactly the
+requests supabase-py 2.34's ``rpc()`` makes for the transport — ``POST /rest/v1/rpc/<fn>`` with
+a JSON object of named arguments and the headers ``apikey``, ``Authorization``,
+``Content-Profile`` / ``Accept-Profile`` (always the exposed schema, ``public``) — plus the
+transport's ``HEAD /rest/v1/`` health check and Supabase Auth's JWKS:
 
-- gateway (section 0): ``apikey`` header or ``?apikey=``; missing/unknown key → 401 with the
-  gateway's code-less JSON; the Authorization substitution rules (user JWT passes through;
+- gateway (section 0): ``apikey`` header; missing/unknown key → 401 with the gateway's
+  code-less JSON; the Authorization substitution rules (user JWT passes through;
   ``sb_secret_``/``sb_publishable_`` keys become internal service/anon JWTs — signed with the
   legacy secret, or with the platform's own ES256 key when the project has no legacy secret; a
   legacy JWT key becomes the bearer token);
-- request parsing: POST with a JSON object body (empty → ``{}``; invalid → 400 PGRST102; other
-  content types → 400 PGRST102), GET/HEAD with query parameters as text arguments, other verbs
-  → 405 PGRST101; ``Content-Profile``/``Accept-Profile`` schema selection (406 PGRST106);
-- function resolution by argument names from ``pg_proc`` (required/optional rules, the single
-  unnamed json/jsonb fallback), 404 PGRST202, 300 PGRST203;
 - JWT: verified against a JWKS as PostgREST does with Supabase's ``PGRST_JWT_SECRET`` (the legacy
   HS256 secret as an ``oct`` key, plus the public keys of the project's signing keys, ES256 or
   RS256): a token with a ``kid`` is tried only with the key of that id, one without with every
   key that fits its ``alg``; a JWK's own ``alg``/``use`` must fit too. 401 PGRST301 for
   empty/malformed tokens ("Expected 3 parts…", "JWT cryptographic operation failed"), an unknown
   ``alg`` ("Wrong or unsupported encoding algorithm"), no fitting key or a bad signature ("No
-  suitable key or wrong key type"); 401 PGRST303 for exp/nbf/iat (30 s leeway) and ``aud``
-  (only when configured); ``WWW-Authenticate`` headers; role from the ``role`` claim, ``anon``
-  without a token;
+  suitable key or wrong key type"); 401 PGRST303 for exp/nbf/iat (30 s leeway);
+  ``WWW-Authenticate`` headers; role from the ``role`` claim, ``anon`` without a token;
+- the call: a body that is no JSON object → 400 PGRST102, a profile other than ``public`` →
+  406 PGRST106; the function found by name and argument names in ``pg_proc`` (every required
+  parameter given, no unknown one; else 404 PGRST202);
 - one transaction per request on a connection logged in as ``authenticator``:
-  ``BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY|READ WRITE`` (READ ONLY for GET/HEAD and
-  non-volatile functions), then ``set_config`` of search_path, the role's own settings
-  (``ALTER ROLE … SET``), role, request.jwt.claims, request.method, request.path,
-  request.headers, request.cookies — all transaction-local and passed as parameters —, the
-  call with named arguments converted by ``json_to_record``, ``COMMIT`` (``ROLLBACK`` on error);
+  ``BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY|READ WRITE`` (READ ONLY for non-volatile
+  functions), then ``set_config`` of search_path, the role's own settings (``ALTER ROLE … SET``),
+  role, request.jwt.claims, request.method, request.path, request.headers — all
+  transaction-local and passed as parameters —, the call with named arguments converted by
+  ``json_to_record``, ``COMMIT`` (``ROLLBACK`` on error);
+- the answer: the function's value as one JSON document (every API function returns jsonb);
+  errors as ``{code, message, details, hint}`` with ``Proxy-Status`` and PostgREST's SQLSTATE →
+  status table (PTxyz → xyz, 42501 → 401 for anon and 403 otherwise); connection failures →
+  503 PGRST000/PGRST001;
+- ``HEAD /rest/v1/`` (the transport's ``ping``): 200, or 503 while the database is away;
 - Supabase Auth's JWKS at ``GET /auth/v1/.well-known/jwks.json``: the public asymmetric keys
   (``signing_keys`` and the platform key; never the legacy secret), no API key needed, what the
-  edge worker fetches to verify visitors' access tokens (``jwks_requests`` counts the fetches);
-- responses: 204 without Content-Type for void, scalar/composite as one JSON value, SETOF as a
-  JSON array; ``response.status`` override; errors as ``{code, message, details, hint}`` with
-  ``Proxy-Status`` and PostgREST's SQLSTATE → status table (PTxyz → xyz, 42501 → 401 for anon
-  and 403 otherwise, RAISE 'PGRST' with JSON message/detail); connection failures → 503
-  PGRST000/PGRST001.
+  edge worker fetches to verify visitors' access tokens (``jwks_requests`` counts the fetches).
 
-Not covered: OPTIONS/CORS, form-urlencoded and text/xml/octet-stream bodies, arrays of JSON
-objects as bodies, VARIADIC, filters/``select``/order/limit on the result, ``Prefer`` (count,
-tx, timezone, handling), ``Accept`` negotiation (singular objects, CSV), ``Content-Range`` counts,
-``response.headers``, ``db-pre-request``, PostgREST fetching its JWKS from a URL (it is given
-as data), the
-``details`` of JWT errors, EdDSA/PS* keys, the function-name fuzzy hint, the JWT cache,
-schema-cache reloads (it reads ``pg_proc`` on every request), the OpenAPI document at
-``/rest/v1/`` (there it only answers 200, or 503 when the database is down).
-It listens on 127.0.0.1 only.
+Nothing else supabase-py could send is served: GET/HEAD calls, other schemas, overloaded or
+unnamed parameters, ``Prefer``, ``Accept`` negotiation, filters on the result, set-returning or
+void functions. It listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -56,8 +50,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -69,6 +62,9 @@ from bevsession.supabase_keys import SigningKey
 __all__ = ["EndpointConfig", "RunningEndpoint", "make_app", "pg_error_status", "run_endpoint"]
 
 JWT_LEEWAY = 30
+SCHEMA = "public"  # PGRST_DB_SCHEMAS: the one exposed schema
+SEARCH_PATH = '"public", "extensions"'  # the schema, then PGRST_DB_EXTRA_SEARCH_PATH
+ANON_ROLE = "anon"
 
 
 @dataclass(frozen=True)
@@ -88,12 +84,7 @@ class EndpointConfig:
     publishable_key: str | None = None  # new-style sb_publishable_… / sb_secret_… keys
     secret_key: str | None = None
     signing_keys: tuple[dict[str, Any], ...] = ()
-    schemas: tuple[str, ...] = ("public",)
-    extra_search_path: tuple[str, ...] = ("public", "extensions")
-    anon_role: str = "anon"
-    jwt_aud: str | None = None
     pool_max_size: int = 20
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class PgrstError(Exception):
@@ -108,12 +99,11 @@ class PgrstError(Exception):
         details: str | None = None,
         hint: str | None = None,
         headers: Mapping[str, str] | None = None,
-        include_code: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body: dict[str, Any] = {"message": message, "details": details, "hint": hint}
-        if include_code:
+        if code is not None:  # the gateway's own errors have no code
             self.body = {"code": code, **self.body}
         self.headers = dict(headers or {})
         if code:
@@ -165,26 +155,16 @@ def pg_error_status(code: str, message: str, *, anon: bool) -> int:
 def _pg_error(exc: asyncpg.PostgresError, *, anon: bool) -> PgrstError:
     code = str(exc.sqlstate)
     message = str(getattr(exc, "message", None) or (exc.args[0] if exc.args else ""))
-    detail = getattr(exc, "detail", None)
-    if code == "PGRST":  # RAISE sqlstate 'PGRST' with JSON message and detail
-        try:
-            body = json.loads(message)
-            extra = json.loads(detail or "{}")
-            status = int(extra["status"])
-            return PgrstError(
-                status, str(body["code"]), str(body["message"]),
-                details=body.get("details"), hint=body.get("hint"),
-                headers={str(k): str(v) for k, v in extra.get("headers", {}).items()},
-            )  # fmt: skip
-        except (ValueError, KeyError, TypeError):
-            return PgrstError(
-                500, "PGRST121", "Could not parse JSON in the RAISE SQLSTATE 'PGRST' error"
-            )
     status = pg_error_status(code, message, anon=anon)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return PgrstError(
-        status, code, message, details=detail, hint=getattr(exc, "hint", None), headers=headers
-    )
+        status, code, message, details=getattr(exc, "detail", None),
+        hint=getattr(exc, "hint", None), headers=headers,
+    )  # fmt: skip
+
+
+def _unavailable(code: str, message: str, exc: BaseException) -> PgrstError:
+    return PgrstError(503, code, message, details=str(exc))
 
 
 # --- JWKS (Auth/Jwt.hs; jose's key matching) ------------------------------------------------
@@ -207,50 +187,24 @@ def _fits(jwk: dict[str, Any], alg: str, kid: object) -> bool:
     return jwk.get("alg", alg) == alg and jwk.get("use", "sig") == "sig"
 
 
-# --- function resolution (Plan.hs findProc) -------------------------------------------------
+# --- the function (Plan.hs findProc, for named arguments) --------------------------------------
 @dataclass(frozen=True)
 class Routine:
-    schema: str
     name: str
     params: tuple[tuple[str, str], ...]  # (name, type) of input params, in order
     n_defaults: int
     volatile: bool
-    returns_set: bool
-    returns_void: bool
 
-    @property
-    def required(self) -> set[str]:
-        return {n for n, _ in self.params[: len(self.params) - self.n_defaults]}
-
-    @property
-    def optional(self) -> set[str]:
-        return {n for n, _ in self.params[len(self.params) - self.n_defaults :]}
-
-    def matches(self, keys: set[str]) -> bool:
-        if not self.params:
-            return not keys
-        if any(not n for n, _ in self.params):
-            return False
-        req, opt = self.required, self.optional
-        if not opt:
-            return keys == req
-        if not req:
-            return keys <= opt
-        return keys - opt == req
-
-    @property
-    def single_unnamed_json(self) -> bool:
-        return (
-            len(self.params) == 1
-            and not self.params[0][0]
-            and self.params[0][1] in ("json", "jsonb")
-        )
+    def accepts(self, keys: set[str]) -> bool:
+        """Every required parameter given and no unknown one (PostgREST's rule, named params)."""
+        names = [n for n, _ in self.params]
+        required = set(names[: len(names) - self.n_defaults])
+        return required <= keys <= set(names)
 
 
 ROUTINES_SQL = """
-select p.proname, p.provolatile::text as provolatile, p.proretset,
-       p.prorettype = 'pg_catalog.void'::regtype as void,
-       p.pronargdefaults, p.proargnames, p.proargmodes::text[] as modes,
+select p.proname, p.provolatile = 'v' as volatile, p.pronargdefaults,
+       p.proargnames, p.proargmodes::text[] as modes,
        array(select format_type(t, null)
              from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) t) as types
 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
@@ -258,28 +212,21 @@ where n.nspname = $1 and p.proname = $2 and p.prokind = 'f'
 """
 
 
-def _routine(schema: str, row: asyncpg.Record) -> Routine:
+def _routine(row: asyncpg.Record) -> Routine:
     types: list[str] = list(row["types"])
     names: list[str] = list(row["proargnames"] or [""] * len(types))
     modes: list[str] = list(row["modes"] or ["i"] * len(types))
-    params = tuple(
-        (names[i] if i < len(names) else "", types[i])
-        for i in range(len(types))
-        if modes[i] in ("i", "b", "v")
-    )
-    return Routine(
-        schema, row["proname"], params, row["pronargdefaults"], row["provolatile"] == "v",
-        row["proretset"], row["void"],
-    )  # fmt: skip
+    params = tuple((names[i], types[i]) for i in range(len(types)) if modes[i] in ("i", "b"))
+    return Routine(row["proname"], params, row["pronargdefaults"], row["volatile"])
 
 
-def _not_found(schema: str, fn: str, keys: set[str]) -> PgrstError:
+def _not_found(fn: str, keys: set[str]) -> PgrstError:
     listed = ", ".join(sorted(keys))
     searched = f"with parameter(s) {listed}" if keys else "without parameters"
     return PgrstError(
         404, "PGRST202",
-        f"Could not find the function {schema}.{fn}({listed}) in the schema cache",
-        details=f"Searched for the function {schema}.{fn} {searched} or with a single unnamed "
+        f"Could not find the function {SCHEMA}.{fn}({listed}) in the schema cache",
+        details=f"Searched for the function {SCHEMA}.{fn} {searched} or with a single unnamed "
         "json/jsonb parameter, but no matches were found in the schema cache.",
     )  # fmt: skip
 
@@ -290,12 +237,11 @@ def _qi(name: str) -> str:
 
 # --- the request handler ---------------------------------------------------------------------
 class Endpoint:
-    """The aiohttp handler and its connection pool."""
+    """The aiohttp handlers and their connection pool."""
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
         self.pool: asyncpg.Pool | None = None
-        self.requests = 0
         self.jwks_requests = 0
         # The gateway's own key for the JWTs that stand for sb_ keys: the legacy secret, or
         # (a project without one) a platform ES256 key, published in the JWKS like any other.
@@ -319,11 +265,11 @@ class Endpoint:
 
     # gateway (section 0)
     def _gateway_authorization(self, request: web.Request) -> str | None:
-        key = request.headers.get("apikey") or request.query.get("apikey")
+        key = request.headers.get("apikey")
         if not key:
             raise PgrstError(
                 401, None, "No API key found in request",
-                hint="No `apikey` request header or url param was found.", include_code=False,
+                hint="No `apikey` request header or url param was found.",
             )  # fmt: skip
         cfg = self.config
         known = {cfg.anon_key, cfg.service_key, cfg.publishable_key, cfg.secret_key} - {None}
@@ -331,7 +277,6 @@ class Endpoint:
             raise PgrstError(
                 401, None, "Invalid API key",
                 hint="Double check your Supabase `anon` or `service_role` API key.",
-                include_code=False,
             )  # fmt: skip
         auth = request.headers.get("Authorization")
         if auth is not None and not auth.startswith("Bearer sb_"):
@@ -339,7 +284,7 @@ class Endpoint:
         if cfg.secret_key is not None and key == cfg.secret_key:
             return "Bearer " + self._internal_jwt("service_role")
         if cfg.publishable_key is not None and key == cfg.publishable_key:
-            return "Bearer " + self._internal_jwt("anon")
+            return "Bearer " + self._internal_jwt(ANON_ROLE)
         return "Bearer " + key
 
     def _internal_jwt(self, role: str) -> str:
@@ -353,10 +298,10 @@ class Endpoint:
     # authentication (section 3)
     def _claims(self, authorization: str | None) -> dict[str, Any]:
         if authorization is None:
-            return {"role": self.config.anon_role}
+            return {"role": ANON_ROLE}
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer":
-            return {"role": self.config.anon_role}
+            return {"role": ANON_ROLE}
         token = token.strip()
 
         def fail(code: str, message: str) -> PgrstError:
@@ -376,12 +321,13 @@ class Endpoint:
         if not isinstance(alg, str) or alg not in _KEY_TYPES:
             raise fail("PGRST301", "Wrong or unsupported encoding algorithm")
         keys = [k for k in self.jwks if _fits(k, alg, header.get("kid"))]
-        if not keys:
-            raise fail("PGRST301", "No suitable key or wrong key type")
         claims: dict[str, Any] | None = None
         for jwk in keys:
             try:
-                claims = self._decode(token, jwk, alg)
+                key: Any = jwt.PyJWK(jwk, algorithm=alg).key
+                claims = jwt.decode(
+                    token, key, algorithms=[alg], leeway=JWT_LEEWAY, options={"verify_aud": False}
+                )
                 break
             except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
                 continue  # not this key: try the next one
@@ -389,30 +335,18 @@ class Endpoint:
                 raise fail("PGRST303", "JWT expired") from exc
             except jwt.ImmatureSignatureError as exc:
                 raise fail("PGRST303", "JWT not yet valid") from exc
-            except jwt.InvalidAudienceError as exc:
-                raise fail("PGRST303", "JWT not in audience") from exc
             except jwt.InvalidIssuedAtError as exc:
                 raise fail("PGRST303", "JWT issued at future") from exc
             except jwt.PyJWTError as exc:
                 raise fail("PGRST301", "JWT cryptographic operation failed") from exc
         if claims is None:  # jose: "None of the keys was able to decode the JWT"
             raise fail("PGRST301", "No suitable key or wrong key type")
-        role = claims.get("role") or self.config.anon_role
-        return {**claims, "role": role}
+        return {**claims, "role": claims.get("role") or ANON_ROLE}
 
-    def _decode(self, token: str, jwk: dict[str, Any], alg: str) -> dict[str, Any]:
-        """Verify *token* with one JWK, then its claims (30 s leeway; ``aud`` if configured)."""
-        key: Any = jwt.PyJWK(jwk, algorithm=alg).key
-        claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=[alg], leeway=JWT_LEEWAY, audience=self.config.jwt_aud,
-            options={"verify_aud": self.config.jwt_aud is not None},
-        )  # fmt: skip
-        return claims
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
+    async def rpc(self, request: web.Request) -> web.StreamResponse:
+        """``POST /rest/v1/rpc/{fn}``: what supabase-py's ``rpc()`` sends."""
         try:
-            return await self._handle(request)
+            return await self._rpc(request)
         except PgrstError as err:
             return err.response()
 
@@ -423,96 +357,53 @@ class Endpoint:
         return web.json_response({"keys": public}, headers={"Cache-Control": "public, max-age=600"})
 
     async def root(self, request: web.Request) -> web.StreamResponse:
-        """``GET|HEAD /rest/v1/``: PostgREST's root (OpenAPI there; here a DB check only)."""
+        """``HEAD /rest/v1/`` (the transport's ping): PostgREST's root, a DB check only here."""
         try:
             self._gateway_authorization(request)
             assert self.pool is not None
             try:
                 await self.pool.fetchval("select 1")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                raise PgrstError(503, "PGRST000", "Database connection error. Retrying the "
-                                 "connection.", details=str(exc)) from exc  # fmt: skip
+                raise _unavailable(
+                    "PGRST000", "Database connection error. Retrying the connection.", exc
+                ) from exc
         except PgrstError as err:
             return err.response()
         return web.json_response({})
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        method = request.method
-        if method not in ("GET", "HEAD", "POST"):
-            raise PgrstError(405, "PGRST101", "Only GET, HEAD and POST verbs are allowed for RPC")
+    async def _rpc(self, request: web.Request) -> web.StreamResponse:
         claims = self._claims(self._gateway_authorization(request))
-        profile_header = "Content-Profile" if method == "POST" else "Accept-Profile"
-        profile = request.headers.get(profile_header)
-        schema = profile or self.config.schemas[0]
-        if schema not in self.config.schemas:
+        schema = request.headers.get("Content-Profile", SCHEMA)
+        if schema != SCHEMA:
             raise PgrstError(
                 406, "PGRST106", "Invalid schema: " + schema,
-                hint="Only the following schemas are exposed: " + ", ".join(self.config.schemas),
+                hint="Only the following schemas are exposed: " + SCHEMA,
             )  # fmt: skip
-        args = await self._arguments(request)
+        try:
+            args = json.loads(await request.read())
+        except ValueError as exc:
+            raise PgrstError(400, "PGRST102", "Empty or invalid json") from exc
+        if not isinstance(args, dict):
+            raise PgrstError(400, "PGRST102", "Empty or invalid json")
         fn = request.match_info["fn"]
         assert self.pool is not None
         try:
             async with self.pool.acquire() as conn:
-                routine = await self._resolve(conn, schema, fn, set(args))
-                return await self._call(conn, request, routine, args, claims, profile)
-        except PgrstError:
-            raise
+                rows = await conn.fetch(ROUTINES_SQL, SCHEMA, fn)
+                found = [r for r in map(_routine, rows) if r.accepts(set(args))]
+                if not found:
+                    raise _not_found(fn, set(args))
+                return await self._call(conn, request, found[0], args, claims)
         except asyncpg.PostgresError as exc:
             if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
-                raise PgrstError(
-                    503,
-                    "PGRST001",
-                    "Database client error. Retrying the connection.",
-                    details=str(exc),
+                raise _unavailable(
+                    "PGRST001", "Database client error. Retrying the connection.", exc
                 ) from exc
-            raise _pg_error(exc, anon=claims["role"] == self.config.anon_role) from exc
+            raise _pg_error(exc, anon=claims["role"] == ANON_ROLE) from exc
         except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
-            raise PgrstError(
-                503,
-                "PGRST000",
-                "Database connection error. Retrying the connection.",
-                details=str(exc),
+            raise _unavailable(
+                "PGRST000", "Database connection error. Retrying the connection.", exc
             ) from exc
-
-    async def _arguments(self, request: web.Request) -> dict[str, Any]:
-        if request.method != "POST":
-            return {k: v for k, v in request.query.items() if k != "apikey"}
-        ctype = (request.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype != "application/json":
-            raise PgrstError(400, "PGRST102", f"Content-Type not acceptable: {ctype}")
-        raw = await request.read()
-        if not raw.strip():
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise PgrstError(400, "PGRST102", "Empty or invalid json") from exc
-        if not isinstance(body, dict):
-            raise PgrstError(400, "PGRST102", "Empty or invalid json")
-        return body
-
-    async def _resolve(
-        self, conn: asyncpg.Connection, schema: str, fn: str, keys: set[str]
-    ) -> Routine:
-        rows = await conn.fetch(ROUTINES_SQL, schema, fn)
-        routines = [_routine(schema, row) for row in rows]
-        found = [r for r in routines if r.matches(keys)]
-        if not found:
-            found = [r for r in routines if r.single_unnamed_json]
-        if not found:
-            raise _not_found(schema, fn, keys)
-        if len(found) > 1:
-            candidates = ", ".join(
-                f"{schema}.{fn}({', '.join(f'{n} => {t}' for n, t in r.params)})" for r in found
-            )
-            raise PgrstError(
-                300, "PGRST203",
-                "Could not choose the best candidate function between: " + candidates,
-                hint="Try renaming the parameters or the function itself in the database so "
-                "function overloading can be resolved",
-            )  # fmt: skip
-        return found[0]
 
     async def _call(
         self,
@@ -521,73 +412,34 @@ class Endpoint:
         routine: Routine,
         args: dict[str, Any],
         claims: dict[str, Any],
-        profile: str | None,
     ) -> web.StreamResponse:
-        method = request.method
-        read_only = method != "POST" or not routine.volatile
-        role = str(claims["role"])
-        fn_sql = f"{_qi(routine.schema)}.{_qi(routine.name)}"
-        params: list[Any]
-        if routine.single_unnamed_json and not routine.matches(set(args)):
-            call = f"{fn_sql}($1::{routine.params[0][1]})"
-            source = ""
-            params = [json.dumps(args)]
-        elif method == "POST":
-            used = [(n, t) for n, t in routine.params if n in args]
-            call = f"{fn_sql}(" + ", ".join(f"{_qi(n)} := _b.{_qi(n)}" for n, _ in used) + ")"
-            cols = ", ".join(f"{_qi(n)} {t}" for n, t in used) or '"_dummy" int'
-            source = f" from json_to_record($1::json) as _b({cols})"
-            params = [json.dumps(args)]
-        else:
-            used = [(n, t) for n, t in routine.params if n in args]
-            call = f"{fn_sql}(" + ", ".join(
-                f"{_qi(n)} := ${i}::text::{t}" for i, (n, t) in enumerate(used, start=1)
-            ) + ")"  # fmt: skip
-            source = ""
-            params = [str(args[n]) for n, _ in used]
-        if routine.returns_set:
-            body = "coalesce(json_agg(_t.r), '[]')::text"
-            main = f"select {body} as body, {_RESPONSE_STATUS} from (select {call} as r{source}) _t"  # noqa: S608
-        else:
-            main = (  # identifiers come from pg_proc and are quoted; values are parameters
-                f"select coalesce(to_json(_t.r)::text, 'null') as body, {_RESPONSE_STATUS}"  # noqa: S608
-                f" from (select {call} as r{source} offset 0) _t"
-            )
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
-        cookies = SimpleCookie(request.headers.get("Cookie", ""))
-        search_path = ", ".join(
-            _qi(s) for s in dict.fromkeys((routine.schema, *self.config.extra_search_path))
+        used = [(n, t) for n, t in routine.params if n in args]
+        call = f"{_qi(SCHEMA)}.{_qi(routine.name)}(" + ", ".join(
+            f"{_qi(n)} := _b.{_qi(n)}" for n, _ in used
+        ) + ")"  # fmt: skip
+        columns = ", ".join(f"{_qi(n)} {t}" for n, t in used) or '"_dummy" int'
+        main = (  # identifiers come from pg_proc and are quoted; values are parameters
+            f"select coalesce(to_json(_t.r)::text, 'null') from (select {call} as r"  # noqa: S608
+            f" from json_to_record($1::json) as _b({columns}) offset 0) _t"
         )
-        mode = "read only" if read_only else "read write"
+        role = str(claims["role"])
+        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+        mode = "read write" if routine.volatile else "read only"
         async with _transaction(conn, f"begin isolation level read committed {mode}"):
             role_settings = await conn.fetch(_ROLE_SETTINGS_SQL, role)
             await conn.execute(
                 "select set_config('search_path', $1, true), set_config('role', $2, true),"
                 " set_config('request.jwt.claims', $3, true),"
-                " set_config('request.method', $4, true), set_config('request.path', $5, true),"
-                " set_config('request.headers', $6, true), set_config('request.cookies', $7, true)",
-                search_path, role, json.dumps(claims), method, f"/rpc/{routine.name}",
-                json.dumps(headers), json.dumps({k: m.value for k, m in cookies.items()}),
+                " set_config('request.method', 'POST', true), set_config('request.path', $4, true),"
+                " set_config('request.headers', $5, true)",
+                SEARCH_PATH, role, json.dumps(claims), f"/rpc/{routine.name}", json.dumps(headers),
             )  # fmt: skip
             for setting in role_settings:
                 await conn.execute("select set_config($1, $2, true)", setting["k"], setting["v"])
-            row = await conn.fetchrow(main, *params)
-        assert row is not None
-        status = int(row["status"]) if row["status"] else None
-        out_headers = {"Content-Profile": profile} if profile else {}
-        if routine.returns_void:
-            return web.Response(status=status or 204, headers=out_headers)
-        out_headers["Content-Range"] = "0-0/*" if not routine.returns_set else "*/*"
-        if method == "HEAD":
-            return web.Response(status=status or 200, headers=out_headers,
-                                content_type="application/json", charset="utf-8")  # fmt: skip
-        return web.Response(
-            status=status or 200, text=row["body"], content_type="application/json",
-            charset="utf-8", headers=out_headers,
-        )  # fmt: skip
+            body = await conn.fetchval(main, json.dumps(args))
+        return web.Response(text=body, content_type="application/json", charset="utf-8")
 
 
-_RESPONSE_STATUS = "nullif(current_setting('response.status', true), '') as status"
 _ROLE_SETTINGS_SQL = """
 select split_part(s, '=', 1) as k, substr(s, strpos(s, '=') + 1) as v
 from pg_catalog.pg_db_role_setting d, unnest(d.setconfig) s
@@ -611,10 +463,10 @@ async def _transaction(conn: asyncpg.Connection, begin: str) -> AsyncIterator[No
 
 
 def make_app(config: EndpointConfig) -> tuple[web.Application, Endpoint]:
-    """The aiohttp application serving ``/rest/v1/rpc/{fn}``."""
+    """The aiohttp application: the RPC route, the REST root and Auth's JWKS."""
     endpoint = Endpoint(config)
     app = web.Application()
-    app.router.add_route("*", "/rest/v1/rpc/{fn}", endpoint.handle)
+    app.router.add_post("/rest/v1/rpc/{fn}", endpoint.rpc)
     app.router.add_get("/rest/v1/", endpoint.root)  # and HEAD
     app.router.add_get("/auth/v1/.well-known/jwks.json", endpoint.auth_jwks)
     app.on_startup.append(endpoint.start)

@@ -36,7 +36,6 @@ from bevsession.tokens import TokenMinter
 from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
 from bevsession.transports.supabase import SupabaseTransport
-from conftest import create_database, drop_database
 from postgrest_endpoint import EndpointConfig, RunningEndpoint, run_endpoint
 
 __all__ = [
@@ -257,12 +256,12 @@ async def transport(
         async with open_transport(kind, pg, None, keys) as opened:
             yield opened
         return
-    name = await create_database(pg, template_db)
+    name = await pg.create_database(template_db)
     try:
         async with open_transport(kind, pg, name, keys) as opened:
             yield opened
     finally:
-        await drop_database(pg, name)
+        await pg.drop_database(name)
 
 
 @pytest.fixture(params=LOCAL_TRANSPORTS)

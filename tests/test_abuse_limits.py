@@ -47,9 +47,7 @@ async def database(
 ) -> AsyncIterator[str]:
     """A fresh migrated database, with its chat rate limit set (bevsession.chat_rate_policy, the
     row only service_role and the owner may change) before anyone connects."""
-    from conftest import create_database, drop_database
-
-    name = await create_database(pg, template_db)
+    name = await pg.create_database(template_db)
     try:
         admin = await asyncpg.connect(pg.dsn(name))
         try:
@@ -61,7 +59,7 @@ async def database(
             await admin.close()
         yield name
     finally:
-        await drop_database(pg, name)
+        await pg.drop_database(name)
 
 
 async def superuser(pg: LocalPostgres, name: str) -> asyncpg.Connection:

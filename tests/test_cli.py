@@ -30,8 +30,6 @@ from e2e_server import (
     StartServer,
     Visitor,
     clean_env,
-    create_database,
-    drop_database,
     free_port,
     launch,
 )
@@ -140,7 +138,7 @@ def test_gen_signing_key_as_pem_with_a_chosen_kid() -> None:
 async def test_migrate_applies_everything_once(pg: LocalPostgres, template_db: str) -> None:
     versions = [m.version for m in list_migrations()]
     assert versions
-    name = await create_database(pg, template=None)  # empty: no shim, no migrations
+    name = await pg.create_database()  # empty: no shim, no migrations
     try:
         env = clean_env(DATABASE_URL=pg.dsn(name))
         first = bevsession("migrate", env=env)
@@ -169,7 +167,7 @@ async def test_migrate_applies_everything_once(pg: LocalPostgres, template_db: s
         assert recorded == sorted(versions)
         assert functions == 2
     finally:
-        await drop_database(pg, name)
+        await pg.drop_database(name)
 
 
 def test_migrate_without_a_database_url_says_so() -> None:

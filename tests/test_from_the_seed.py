@@ -28,7 +28,6 @@ from bevsession.errors import InvalidInput
 from bevsession.local_postgres import LocalPostgres
 from bevsession.sealing import Sealer
 from bevsession.service import SessionService
-from conftest import create_database, drop_database
 from e2e_server import (
     COOKIE_NAME,
     PASSWORD,
@@ -231,7 +230,7 @@ async def test_import_from_another_database_and_schema_with_columns_missing(
 ) -> None:
     """--source/--source-schema; a persona_signals table without the usual id and confidence
     columns: defaults apply, the missing columns are reported, equal rows stay two rows."""
-    source_db = await create_database(pg, template=None)
+    source_db = await pg.create_database()
     try:
         rng = random.Random(11)
         visitors = [make_visitor(rng, datetime.now(UTC), messages=4) for _ in range(5)]
@@ -276,7 +275,7 @@ async def test_import_from_another_database_and_schema_with_columns_missing(
         assert all(second[t]["imported"] == 0 for t in TABLES), second
         assert second["signals"]["already_imported"] == first["signals"]["imported"]
     finally:
-        await drop_database(pg, source_db)
+        await pg.drop_database(source_db)
 
 
 async def test_an_import_goes_only_where_the_database_does_not_already_decide(
@@ -341,12 +340,12 @@ def test_import_refusals_are_one_clear_line(pg: LocalPostgres) -> None:
 async def test_import_into_an_unmigrated_database_or_from_a_missing_schema_says_what_to_do(
     pg: LocalPostgres, db_dsn: str
 ) -> None:
-    empty = await create_database(pg, template=None)
+    empty = await pg.create_database()
     try:
         proc = await asyncio.to_thread(import_seed, env=clean_env(DATABASE_URL=pg.dsn(empty)))
         assert proc.returncode == 1 and "bevsession migrate" in proc.stderr, proc
     finally:
-        await drop_database(pg, empty)
+        await pg.drop_database(empty)
     proc = await asyncio.to_thread(import_seed, "--source-schema", "nowhere",
                                    env=clean_env(DATABASE_URL=db_dsn))  # fmt: skip
     assert proc.returncode == 1 and "no schema 'nowhere'" in proc.stderr, proc

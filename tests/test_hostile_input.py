@@ -1,7 +1,8 @@
 """Hostile cookies and requests (hypothesis), against the real app on a real database.
 
 The app is ``bevsession_edge.app.create_app`` served in-process by aiohttp's ``TestServer`` on
-127.0.0.1 (real HTTP, real asyncpg transport, this test's own migrated database) — no mock.
+127.0.0.1 (real HTTP, real asyncpg transport, this test's own migrated database) — no mock —
+with aiohttp's own error answers made JSON as ``bevsession serve`` makes them in each worker.
 Hypothesis runs in a worker thread and sends each request through the test's event loop, where
 the server lives.
 
@@ -38,6 +39,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import DummyCookieJar, hdrs, web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_protocol import RequestHandler
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +49,7 @@ from bevsession.local_postgres import LocalPostgres
 from bevsession.sealing import Sealer, SealError
 from bevsession.service import SessionService
 from bevsession.transports.postgres import PostgresTransport
+from bevsession_edge import protocol
 from bevsession_edge.app import MAX_HEADER_FIELD_BYTES, create_app
 from bevsession_edge.config import load_settings
 from bevsession_edge.logs import RedactSecrets
@@ -90,6 +93,10 @@ async def serve(
     settings_ = load_settings(
         SESSION_PASSWORD=PASSWORD, DATABASE_URL=dsn, BEVSESSION_ENV="development"
     )
+    # aiohttp's own answers as `bevsession serve` makes them in each worker (protocol.install);
+    # process-wide, so undone after the test: monkeypatch puts aiohttp's method back.
+    monkeypatch.setattr(RequestHandler, "handle_error", RequestHandler.handle_error)
+    protocol.install()
     transport = await PostgresTransport.connect(dsn, max_size=10)
     app = create_app(settings_, transport=transport)
     if customize is not None:

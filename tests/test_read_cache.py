@@ -30,7 +30,6 @@ from bevsession_edge.config import load_settings
 from bevsession_edge.middleware import session_of
 from bevsession_edge.read_cache import ReadCache, seal_expiration_ms
 from bevsession_edge.session_cookie import new_user
-from conftest import create_database, drop_database
 from e2e_server import PASSWORD, free_port
 
 COOKIE = "bevgenie_session"
@@ -335,22 +334,24 @@ def test_forget_drops_every_copy_of_a_session() -> None:
     assert cache.lookup("c") is not None
 
 
-async def test_a_failed_flush_drops_every_copy_and_keeps_the_reads(pg: LocalPostgres) -> None:
-    name = await create_database(pg)
+async def test_a_failed_flush_drops_every_copy_and_keeps_the_reads(
+    pg: LocalPostgres, template_db: str
+) -> None:
+    name = await pg.create_database(template_db)
     transport = await PostgresTransport.connect(pg.dsn(name, user="authenticator"))
     try:
         cache = ReadCache(max_age=60, max_entries=10)
         user = new_user()
         cache.confirm("seal", user, seen_ms=1)
         cache.read(user.sessionId, 1)
-        await drop_database(pg, name)  # the database goes away under the worker
+        await pg.drop_database(name)  # the database goes away under the worker
         await cache.flush(SessionService(transport))
         assert cache.lookup("seal") is None, "no revocations can be learned: drop every copy"
         assert cache.stats["flushFailures"] == 1
         assert cache.snapshot()["pending"] == 1, "the activity waits for the next flush"
     finally:
         await transport.close()
-        await drop_database(pg, name)
+        await pg.drop_database(name)
 
 
 # --- revocation holds: every copy re-checked, none served unchecked ----------------------------

@@ -35,7 +35,6 @@ import pytest
 
 from bevsession.local_postgres import LocalPostgres
 from bevsession.sealing import unseal_data
-from conftest import create_database, create_template, drop_database
 from e2e_server import PASSWORD, RunningServer, StartServer, Visitor
 
 VISITORS = 6
@@ -54,12 +53,12 @@ def fault_pg() -> Any:
 
 @pytest.fixture(scope="module")
 async def fault_template(fault_pg: LocalPostgres) -> str:
-    return await create_template(fault_pg, TEMPLATE)
+    return await fault_pg.create_template(TEMPLATE)
 
 
 @pytest.fixture
 async def fault_db(fault_pg: LocalPostgres, fault_template: str) -> AsyncIterator[str]:
-    name = await create_database(fault_pg, fault_template)
+    name = await fault_pg.create_database(fault_template)
     admin = await asyncpg.connect(fault_pg.dsn(name))
     try:
         # This test is about faults, not abuse: the load would trip the chat rate limit.
@@ -69,7 +68,7 @@ async def fault_db(fault_pg: LocalPostgres, fault_template: str) -> AsyncIterato
     yield name
     if not fault_pg.running:
         fault_pg.start()
-    await drop_database(fault_pg, name)
+    await fault_pg.drop_database(name)
 
 
 # --- the load -------------------------------------------------------------------------------------

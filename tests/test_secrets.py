@@ -157,9 +157,7 @@ async def test_postgres_transport_leaks_nothing_even_through_an_outage(
 
 @pytest.fixture
 async def endpoint_db(pg: LocalPostgres, template_db: str) -> AsyncIterator[str]:
-    from conftest import create_database, drop_database
-
-    name = await create_database(pg, template_db)
+    name = await pg.create_database(template_db)
     admin = await asyncpg.connect(pg.dsn(name))
     try:
         await admin.execute("update bevsession.chat_rate_policy set chat_rate_limit = '2/minute'")
@@ -168,7 +166,7 @@ async def endpoint_db(pg: LocalPostgres, template_db: str) -> AsyncIterator[str]
     try:
         yield name
     finally:
-        await drop_database(pg, name)
+        await pg.drop_database(name)
 
 
 async def test_supabase_transport_leaks_no_key_no_token(

@@ -32,7 +32,6 @@ from .guards import (
 from .http_errors import json_errors
 from .keys import ACCOUNTS, COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
 from .middleware import REJECTIONS, session_middleware, write_cookie
-from .protocol import install as install_protocol_errors
 from .rates import GcraLimiter, parse_rate
 from .read_cache import READ_CACHE, ReadCache, touch_flusher
 from .replies import ReplyGenerator, TemplateReplyGenerator
@@ -78,7 +77,6 @@ def create_app(
     replier: ReplyGenerator | None = None,
 ) -> web.Application:
     """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
-    install_protocol_errors()  # aiohttp's own 400/500 answers: JSON, no request echo
     app = web.Application(
         middlewares=[json_errors, origin_guard, session_middleware, client_limits_middleware],
         client_max_size=MAX_BODY_BYTES,

@@ -256,8 +256,12 @@ def _run_worker(host: str, port: int, reuse_port: bool) -> None:
     from aiohttp import web
 
     from .app import create_app
+    from .protocol import install as install_protocol_errors
 
     _configure_logging(os.environ.get("BEVSESSION_LOG_LEVEL", "info"))
+    # aiohttp's own answers below the app (parser errors, a failure outside json_errors): JSON,
+    # no request echo. Process-wide, so installed here, in the worker, not by the app factory.
+    install_protocol_errors()
     settings = load_settings()
     try:
         web.run_app(

@@ -1,20 +1,17 @@
 """Logging that cannot leak a secret: every record is masked before any handler writes it.
 
-Secrets reach log lines in ways no call site controls: aiohttp's HTTP parser puts the raw bytes
-of an over-long request line or ``Cookie`` header (a sealed session cookie) into the exception it
-logs at ERROR with a traceback; a library may log a DSN with its password. So the handlers of the
-``bevsession`` process get one filter that masks seals, JWTs, keys and passwords in the message
-and in the formatted traceback (:func:`bevsession.errors.safe_text`), and turns aiohttp's
-"Error handling request" for a malformed request — a client's mistake, not ours — into one
-WARNING line without the raw bytes. asyncpg's pool, which logs a traceback on every failed
-reconnect while the database is down, gets one line per attempt instead.
+Secrets reach log lines in ways no call site controls: a library may log a DSN with its
+password, an exception may carry a sealed cookie. So the handlers of the ``bevsession`` process
+get one filter that masks seals, JWTs, keys and passwords in the message and in the formatted
+traceback (:func:`bevsession.errors.safe_text`). asyncpg's pool, which logs a traceback on every
+failed reconnect while the database is down, gets one line per attempt instead. Requests
+aiohttp's HTTP parser refuses are not this module's: ``protocol.py`` answers and logs them,
+without the request's bytes.
 """
 
 from __future__ import annotations
 
 import logging
-
-from aiohttp.http_exceptions import HttpProcessingError
 
 from bevsession.errors import safe_text
 
@@ -34,14 +31,6 @@ class RedactSecrets(logging.Filter):
 
     def _mask(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
-        if record.name == "aiohttp.server" and isinstance(exc, HttpProcessingError):
-            # The parser's message holds the request's raw bytes: keep only the status.
-            record.msg = "refused a malformed HTTP request (%s %s)"
-            record.args = (exc.code, type(exc).__name__)
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            return
         if record.name == "asyncpg.pool" and exc is not None and record.levelno <= logging.WARNING:
             # While the database is down asyncpg retries its pool floor and logs a traceback
             # each time; the outage is already reported (503s, /readyz): one line is enough.

@@ -10,7 +10,13 @@ cookie itself, readable by a script even though the cookie is ``HttpOnly`` (the 
 CVE-2012-0053 pattern). aiohttp offers no hook for this response, so :func:`install` replaces
 that one method, process-wide and idempotently: the answer becomes the documented
 ``{"error": {"code", "message"}}`` with the same status, and the log line says what
-was refused without the request's bytes.
+was refused without the request's bytes. This is the one place parser errors are handled (the
+log filter of ``logs.py`` masks secrets in every record and knows nothing of them).
+
+Being process-wide, it is installed by ``bevsession serve`` in each worker before it serves, not
+by the app factory: building an app (tests, benchmarks, an application of your own) patches no
+server of that process. An application of your own that wants the same answers calls
+:func:`install` once at start-up.
 
 Replacing a method of another library is only safe for the versions it was written against:
 :func:`install` first checks that aiohttp is within :data:`SUPPORTED` and that the method still
@@ -35,7 +41,6 @@ from .http_errors import error_response
 
 log = logging.getLogger(__name__)
 
-_MARK = "_bevsession_json_errors"
 # aiohttp versions whose RequestHandler.handle_error this module was written against.
 SUPPORTED = ((3, 11), (4, 0))  # >= 3.11, < 4.0
 _PARAMETERS = ("self", "request", "status", "exc", "message")
@@ -116,8 +121,7 @@ def install() -> None:
     """Make aiohttp's own error answers JSON (once per process; harmless to call again);
     RuntimeError when this aiohttp is not one the replacement fits."""
     handler_class: Any = web_protocol.RequestHandler
-    if getattr(handler_class, _MARK, False):
+    if handler_class.handle_error is _json_handle_error:
         return
     check_compatible()
     handler_class.handle_error = _json_handle_error
-    setattr(handler_class, _MARK, True)

@@ -1,8 +1,9 @@
 """A real PostgreSQL that this process starts and stops itself.
 
-One mechanism serves two users: the test suite (a throwaway cluster in a temporary folder,
-``fsync`` off) and ``bevsession serve`` with nothing configured (a persistent cluster in a data
-folder under the working directory, reused on the next start). It uses the server binaries of
+One mechanism serves three users: the test suite and the benchmarks (a throwaway cluster in a
+temporary folder, ``fsync`` off, with databases cloned from one migrated template) and
+``bevsession serve`` with nothing configured (a persistent cluster in a data folder under the
+working directory, reused on the next start). It uses the server binaries of
 the machine (Debian's ``postgresql`` package, version 15 or newer). ``initdb`` and ``postgres``
 refuse to run as root, so as root every server command runs as the ``postgres`` OS user
 through ``runuser``; as a normal user they run directly.
@@ -11,6 +12,7 @@ through ``runuser``; as a normal user they run directly.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -22,9 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import asyncpg
+
+from .migrations import migrate
+
 MIN_MAJOR = 15
 SERVER_OS_USER = "postgres"
 SUPERUSER = "postgres"
+_database_numbers = itertools.count(1)
 
 
 class LocalPostgresError(RuntimeError):
@@ -271,3 +278,30 @@ class LocalPostgres:
             cluster.destroy()
             raise
         return cluster
+
+    # --- throwaway databases: a migrated template, cloned per test or bench section ------------
+    async def _admin(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.dsn())
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def create_template(self, name: str) -> str:
+        """Database *name* with the shim and every migration applied, once per run: cloning it
+        (:meth:`create_database`) takes about 40 ms where migrating takes seconds."""
+        await self._admin(f'create database "{name}"')
+        await migrate(self.dsn(name))
+        return name
+
+    async def create_database(self, template: str | None = None, *, prefix: str = "t") -> str:
+        """A new database, named uniquely in this process: a clone of *template* (so it never
+        sees another clone's rows), or empty (no shim, no migrations) without one."""
+        name = f"{prefix}{os.getpid()}_{next(_database_numbers)}"
+        clause = f' template "{template}"' if template else ""
+        await self._admin(f'create database "{name}"{clause}')
+        return name
+
+    async def drop_database(self, name: str) -> None:
+        """Drop *name* (if it exists), disconnecting whoever is still on it."""
+        await self._admin(f'drop database if exists "{name}" with (force)')
