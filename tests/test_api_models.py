@@ -24,8 +24,7 @@ from bevsession.models import (
 from bevsession_edge import api_models as api
 from bevsession_edge.http_errors import error_response
 from bevsession_edge.openapi import component_schemas
-from bevsession_edge.routes import persona_json
-from bevsession_edge.session_cookie import persona_summary
+from bevsession_edge.session_cookie import persona_json, persona_summary
 
 NOW = 1_700_000_000_000
 SEED_PERSONA: dict[str, Any] = {  # as the seed's Node app keeps it: histories and questions

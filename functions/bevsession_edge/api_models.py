@@ -34,7 +34,6 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from bevsession.models import (
-    VECTOR_NAMES,
     ConversationMessage,
     DeletedCounts,
     DetectionHistory,
@@ -46,10 +45,9 @@ from bevsession.models import (
 )
 
 from .read_cache import READ_CACHE_COUNTERS
-from .session_cookie import HISTORY_SUFFIX
+from .session_cookie import PERSONA_LEFT_OUT
 
 __all__ = [
-    "PERSONA_LEFT_OUT",
     "ChatMessage",
     "ChatRequest",
     "ChatResponse",
@@ -108,12 +106,6 @@ class DocumentedAs:
 
 
 # --- the persona, as the cookie carries it and the API shows it ----------------------------------
-# What the summary leaves out, as a ``model_dump`` exclude of PersonaScores: the detection
-# histories and the questions asked (they stay in the database; session_cookie.persona_summary).
-PERSONA_LEFT_OUT: dict[str, Any] = {
-    "detection_vectors": {f"{name}{HISTORY_SUFFIX}" for name in VECTOR_NAMES},
-    "questions_asked": True,
-}
 _SHOWN = ConfigDict(json_schema_serialization_defaults_required=True)
 _HISTORIES: dict[str, Any] = {
     name: (list[DetectionHistory], Field(default_factory=list, exclude=True))

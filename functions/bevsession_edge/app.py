@@ -1,4 +1,5 @@
-"""The app factory: settings in, a ready ``web.Application`` out.
+"""Sessions for an aiohttp application: :func:`setup` on one of yours, or :func:`create_app`,
+the ready-made edge worker built on it.
 
 Pools and HTTP clients are opened in a cleanup context (and closed there, after in-flight
 requests finish on shutdown). Everything a handler needs is typed app state (``web.AppKey``).
@@ -7,13 +8,11 @@ requests finish on shutdown). Everything a handler needs is typed app state (``w
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bevsession.cookies import MAX_COOKIE_HEADER, CookieOptions
-from bevsession.sealing import Sealer
+from bevsession.cookies import MAX_COOKIE_HEADER
 from bevsession.service import SessionService
 from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
@@ -24,20 +23,22 @@ from .config import Settings
 from .detection import KeywordSignalDetector, SignalDetector
 from .guards import (
     ALLOWED_ORIGINS,
+    API_PREFIX,
     METRICS_TOKEN,
     add_security_headers,
-    origin_guard,
+    api_guard,
     parse_origins,
 )
 from .http_errors import json_errors
-from .keys import ACCOUNTS, COOKIE, DETECTOR, REPLIER, SEALER, SERVICE, SETTINGS, TRANSPORT
-from .middleware import REJECTIONS, session_middleware, write_cookie
+from .keys import ACCOUNTS, DETECTOR, REPLIER, SERVICE, SESSION_STORE, SETTINGS, TRANSPORT
+from .middleware import SESSION_PATHS, SessionPaths, session_middleware, write_cookie
 from .rates import GcraLimiter, parse_rate
-from .read_cache import READ_CACHE, ReadCache, touch_flusher
+from .read_cache import CachedSessionStore, ReadCache, touch_flusher
 from .replies import ReplyGenerator, TemplateReplyGenerator
-from .revocations import REVOKED, RevokedSessions
-from .routes import routes
+from .revocations import RevokedSessions
+from .routes import api_routes, worker_routes
 from .startup import run_startup_checks
+from .store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -69,47 +70,53 @@ async def open_transport(settings: Settings) -> Transport:
     return await PostgresTransport.connect(settings.database_url.get_secret_value(), service=False)
 
 
-def create_app(
+def setup(
+    app: web.Application,
     settings: Settings,
     *,
     transport: Transport | None = None,
     detector: SignalDetector | None = None,
     replier: ReplyGenerator | None = None,
-) -> web.Application:
-    """Build the edge worker. Pass *transport* to share one you manage yourself (tests, bench)."""
-    app = web.Application(
-        middlewares=[json_errors, origin_guard, session_middleware, client_limits_middleware],
-        client_max_size=MAX_BODY_BYTES,
-        handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
-    )
+    routes: bool = True,
+    api_prefix: str = "/api",
+    session_paths: SessionPaths | None = None,
+) -> None:
+    """Give an aiohttp application of yours these sessions, as ``aiohttp_session.setup(app,
+    storage)`` does: the session middleware (after your own middlewares), the cookie writer
+    (``on_response_prepare``), the typed state (``SERVICE``, ``SETTINGS``, … in ``keys.py``) and
+    the cleanup contexts (the transport's pools, the read cache's flusher).
+
+    Your handlers read and change the visitor's session with ``session_of(request)`` and call
+    the database through ``request.app[SERVICE]`` (``sessions.py`` joins the two). *routes*:
+    mount the HTTP API (docs/http-api.md) under *api_prefix*, with its Origin guard and JSON
+    errors for those paths only. *session_paths*: which requests get a session (default: every
+    path but the probes and ``/static/``). *transport*: one you manage yourself (then it is not
+    closed here). Call it before the application starts.
+    """
+    prefix = api_prefix.rstrip("/")
     app[SETTINGS] = settings
-    app[SEALER] = Sealer(settings.passwords(), ttl=settings.session_ttl)
-    app[COOKIE] = CookieOptions(
-        name=settings.session_cookie_name,
-        ttl=settings.session_ttl,
-        secure=settings.secure_cookies,
-        domain=settings.cookie_domain,
-    )
+    revoked = RevokedSessions(settings.session_ttl)
+    store: SessionStore = SessionStore(settings, revoked=revoked)
+    if settings.session_read_cache_seconds > 0:
+        cache = ReadCache(
+            settings.session_read_cache_seconds,
+            settings.session_read_cache_entries,
+            validity=READ_CACHE_VALIDITY_FLUSHES * settings.session_touch_flush_seconds,
+            revoked=revoked,
+        )
+        store = CachedSessionStore(settings, cache, revoked=revoked)
+    app[SESSION_STORE] = store
+    app[SESSION_PATHS] = session_paths if session_paths is not None else SessionPaths()
     app[DETECTOR] = detector or KeywordSignalDetector()
     app[REPLIER] = replier or TemplateReplyGenerator()
-    app[REJECTIONS] = Counter()
-    app[REVOKED] = RevokedSessions(settings.session_ttl)
     app[ALLOWED_ORIGINS] = parse_origins(settings.allowed_origins)
-    if settings.metrics_token is not None:
-        app[METRICS_TOKEN] = settings.metrics_token.get_secret_value()
     app[CLIENT_LIMITS] = ClientLimits(
         GcraLimiter(parse_rate(settings.client_session_rate)),
         GcraLimiter(parse_rate(settings.client_chat_rate)),
         settings.trusted_proxy_hops,
         settings.client_address_header,
+        chat_path=f"{prefix}/chat",
     )
-    if settings.session_read_cache_seconds > 0:
-        app[READ_CACHE] = ReadCache(
-            settings.session_read_cache_seconds,
-            settings.session_read_cache_entries,
-            validity=READ_CACHE_VALIDITY_FLUSHES * settings.session_touch_flush_seconds,
-            revoked=app[REVOKED],
-        )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         owned = transport is None
@@ -135,15 +142,47 @@ def create_app(
             await app[ACCOUNTS].close()
 
         app.on_cleanup.append(close_verifier)
-    else:
+    elif routes:
         log.info(
-            "linking sessions to accounts is not configured (POST /api/session/link answers "
-            "501): set SUPABASE_URL, SUPABASE_JWKS or SUPABASE_JWT_SECRET"
-        )
+            "linking sessions to accounts is not configured (POST %s/session/link answers "
+            "501): set SUPABASE_URL, SUPABASE_JWKS or SUPABASE_JWT_SECRET", prefix,
+        )  # fmt: skip
 
+    if routes:
+        app[API_PREFIX] = f"{prefix}/"
+        app.middlewares.append(api_guard)
+        app.router.add_routes(
+            web.RouteDef(route.method, prefix + route.path, route.handler, route.kwargs)
+            for route in api_routes
+            if isinstance(route, web.RouteDef)
+        )
+    app.middlewares.append(session_middleware)
+    app.middlewares.append(client_limits_middleware)  # after it: knows whether a cookie was usable
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(touch_flusher)  # after the database: stops (and flushes) first
+    if isinstance(store, CachedSessionStore):
+        app.cleanup_ctx.append(touch_flusher)  # after the database: stops (and flushes) first
     app.on_response_prepare.append(write_cookie)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    detector: SignalDetector | None = None,
+    replier: ReplyGenerator | None = None,
+) -> web.Application:
+    """Build the edge worker: :func:`setup` on an application of its own, with the HTTP API at
+    ``/api`` (sessions for those paths only), the probes, ``/metrics``, ``/openapi.json`` and the
+    demo page. Pass *transport* to share one you manage yourself (tests, bench)."""
+    app = web.Application(
+        middlewares=[json_errors],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_field_size": MAX_HEADER_FIELD_BYTES},
+    )
+    setup(app, settings, transport=transport, detector=detector, replier=replier,
+          api_prefix="/api", session_paths=SessionPaths(prefixes=("/api/",)))  # fmt: skip
+    if settings.metrics_token is not None:
+        app[METRICS_TOKEN] = settings.metrics_token.get_secret_value()
     app.on_response_prepare.append(add_security_headers)
-    app.add_routes(routes)
+    app.add_routes(worker_routes)
     return app

@@ -33,8 +33,8 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from .http_errors import ApiError
-from .middleware import SESSION_STATE
 from .rates import GcraLimiter
+from .store import SESSION_STATE
 
 __all__ = ["CLIENT_LIMITS", "ClientLimits", "client_address", "client_limits_middleware"]
 
@@ -47,6 +47,7 @@ class ClientLimits:
     chat: GcraLimiter
     trusted_hops: int = 0
     address_header: str = "X-Forwarded-For"
+    chat_path: str = "/api/chat"  # where the HTTP API's chat turn is mounted (setup's api_prefix)
 
 
 CLIENT_LIMITS = web.AppKey("client_limits", ClientLimits)
@@ -92,12 +93,14 @@ async def client_limits_middleware(request: web.Request, handler: Any) -> web.St
     """Charge the requests that start a session or take a chat turn (after the session
     middleware, which knows whether the cookie named a usable session).
 
-    Every ``/api/`` request of a new visitor (but a ``DELETE``) hands out a session cookie, so
-    each is a new session, whatever its answer; a refused one hands out none.
+    Every request of a new visitor that gets a session (``/api/`` in the ready-made worker; see
+    ``middleware.SessionPaths``), but a ``DELETE``, hands out a session cookie, so each is a new
+    session, whatever its answer; a refused one hands out none.
     """
     state = request.get(SESSION_STATE)
-    if state is not None:
-        chat_turn = request.method == hdrs.METH_POST and request.path == "/api/chat"
+    limits = request.app.get(CLIENT_LIMITS)
+    if state is not None and limits is not None:
+        chat_turn = request.method == hdrs.METH_POST and request.path == limits.chat_path
         new_session = state.is_new and request.method != hdrs.METH_DELETE
         if chat_turn or new_session:
             try:

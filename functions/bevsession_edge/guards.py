@@ -1,7 +1,8 @@
 """Cross-site requests refused, security headers on every answer, counters behind /metrics.
 
-**Origin and Fetch Metadata.** A state-changing ``/api/`` request (any method but GET, HEAD and
-OPTIONS) that a browser sends from another site is refused with 403 ``forbidden_origin``:
+**Origin and Fetch Metadata.** A state-changing request to the HTTP API (``/api/``, or where
+``setup`` mounted it; any method but GET, HEAD and OPTIONS) that a browser sends from another
+site is refused with 403 ``forbidden_origin``:
 ``Sec-Fetch-Site: cross-site``, or an ``Origin`` that is neither this server's own (scheme and
 host as the request names them) nor one of ``ALLOWED_ORIGINS``. ``SameSite=Lax`` and the
 JSON-only bodies already keep a browser's cross-site forms out; this holds even where those
@@ -29,13 +30,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from .http_errors import ApiError
+from .http_errors import ApiError, json_errors
 
 __all__ = [
+    "API_PREFIX",
     "SECURITY_HEADERS",
     "add_security_headers",
+    "api_guard",
+    "check_origin",
     "metrics_allowed",
-    "origin_guard",
     "parse_origins",
 ]
 
@@ -85,21 +88,41 @@ def _own_origins(request: web.Request) -> set[str]:
     return {o for s in ("http", "https") if (o := normalise_origin(f"{s}://{host}"))}
 
 
+def check_origin(request: web.Request) -> None:
+    """Refuse (403 ``forbidden_origin``) a state-changing request another site's page sent."""
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise ApiError(403, "forbidden_origin", "cross-site requests may not change a session")
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None:
+        normal = normalise_origin(origin)
+        allowed = request.app.get(ALLOWED_ORIGINS, frozenset())
+        if normal is None or (normal not in _own_origins(request) and normal not in allowed):
+            raise ApiError(
+                403, "forbidden_origin", "requests from this origin may not change a session"
+            )
+
+
+# Where the HTTP API is mounted (``setup``'s api_prefix, with a trailing slash).
+API_PREFIX = web.AppKey("api_prefix", str)
+
+
 @web.middleware
-async def origin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.method not in SAFE_METHODS and request.path.startswith("/api/"):
-        if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-            raise ApiError(403, "forbidden_origin", "cross-site requests may not change a session")
-        origin = request.headers.get(hdrs.ORIGIN)
-        if origin is not None:
-            normal = normalise_origin(origin)
-            allowed = request.app.get(ALLOWED_ORIGINS, frozenset())
-            if normal is None or (normal not in _own_origins(request) and normal not in allowed):
-                raise ApiError(
-                    403, "forbidden_origin", "requests from this origin may not change a session"
-                )
-    response: web.StreamResponse = await handler(request)
-    return response
+async def api_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The HTTP API's own rules, for requests under its prefix only: a state change is refused
+    from another origin, and every error is JSON. The rest of an application the API is
+    mounted on keeps its own pages and error pages."""
+    if not request.path.startswith(request.app[API_PREFIX]):
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        check_origin(request)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return await json_errors(request, guarded)
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -27,6 +27,16 @@ instead of serving them unchecked. Ids a flush reports revoked are remembered
 If a flush fails, revocations cannot be learned: every copy is dropped and reads go back to
 one RPC each (and to the cookie alone while the database is away, as before).
 
+How it plugs in: :class:`CachedSessionStore` is the session store (``store.py``) with this cache
+in front. The session middleware's store consults the cache when it loads a session (a cookie
+held here needs no unseal) and informs it when the database confirmed a session, when a cookie
+was kept or written, and when a session ended; ``sessions.current_session`` asks it whether a
+plain read may be answered from the copy. Handlers never see it: with
+``SESSION_READ_CACHE_SECONDS=0`` the app has the plain :class:`~.store.SessionStore` and every
+handler reads the same. A copy is dropped as soon as this worker learns that the database
+holds other content for its session (a chat turn or a link made here, or a read that found the
+session changed): every copy of that session goes, and the next read asks the database.
+
 Keys are the exact sealed strings, inserted only after the seal opened or was made here, so an
 entry can never answer for a cookie that would not open; the seal's own expiration is kept and
 checked on every hit.
@@ -43,6 +53,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
@@ -51,18 +62,19 @@ from bevsession.errors import SessionError
 from bevsession.models import MAX_TOUCH_BATCH
 from bevsession.service import SessionService
 
-from .keys import SERVICE, SETTINGS
+from .config import Settings
+from .keys import SERVICE, SESSION_STORE, SETTINGS
 from .revocations import RevokedSessions
-from .session_cookie import CookieUser, content_json, now_ms
+from .session_cookie import CookieUser, SessionState, content_json, now_ms
+from .store import INCOMING, SessionStore, session_of
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "READ_CACHE",
     "READ_CACHE_COUNTERS",
+    "CachedSessionStore",
     "Confirmed",
     "ReadCache",
-    "read_cache_of",
     "touch_flusher",
 ]
 
@@ -191,6 +203,16 @@ class ReadCache:
             self._pending[session_id] = seen_ms
 
     # --- invalidation ----------------------------------------------------------------------
+    def supersede(self, user: CookieUser) -> None:
+        """The database holds *user*'s content for its session now: if a copy of the session
+        holds other content, every copy goes (as :meth:`forget`), pending reads included."""
+        seals = self._by_session.get(user.sessionId)
+        if not seals:
+            return
+        current = content_json(user)
+        if any(self._by_seal[sealed].content_json != current for sealed in seals):
+            self.forget(user.sessionId)
+
     def forget(self, session_id: UUID) -> None:
         """Drop every copy of one session (revoked, cleared, refused or changed)."""
         for sealed in self._by_session.pop(session_id, ()):
@@ -292,21 +314,118 @@ class ReadCache:
         return figures
 
 
-READ_CACHE = web.AppKey("read_cache", ReadCache)
+@dataclass(slots=True)
+class Visit:
+    """What the cache-aware store knows of one request's session besides its content."""
+
+    # time.monotonic() when the request began: no later than any look the database takes for
+    # it, so what it confirms counts as checked from then.
+    began: float
+    copy: Confirmed | None = None  # the copy the session was loaded from (no unseal)
+    # (session id, its last_activity_at in ms) as the database last returned it to this request
+    confirmed: tuple[UUID, int] | None = None
+
+    def seen_ms(self, session: SessionState) -> int | None:
+        """When the database last confirmed *session*'s content, if it did in this request."""
+        confirmed = self.confirmed
+        if confirmed is None or confirmed[0] != session.session_id:
+            return None
+        return confirmed[1]
+
+    def copy_of(self, session: SessionState) -> Confirmed | None:
+        """The copy *session* was loaded from (None once the session was restarted)."""
+        copy = self.copy
+        return copy if copy is not None and copy.user.sessionId == session.session_id else None
 
 
-def read_cache_of(app: web.Application) -> ReadCache | None:
-    """This worker's read cache, or None when ``SESSION_READ_CACHE_SECONDS`` is 0."""
-    return app.get(READ_CACHE, None)
+VISIT = web.RequestKey("read_cache_visit", Visit)
+
+
+class CachedSessionStore(SessionStore):
+    """The sealed-cookie store with this worker's read cache in front of the database.
+
+    It consults the cache when it loads a session (a cookie it holds a confirmed copy of needs
+    no unseal, and a plain read of it no database call) and informs it when the database
+    confirmed a session or a cookie was written or ended. Everything else — handlers, the
+    session object, the middleware — is the same with or without it.
+    """
+
+    __slots__ = ("cache",)
+
+    def __init__(
+        self, settings: Settings, cache: ReadCache, *, revoked: RevokedSessions | None = None
+    ) -> None:
+        super().__init__(settings, revoked=revoked if revoked is not None else cache.revoked)
+        self.cache = cache
+
+    def load(self, request: web.Request) -> SessionState:
+        request[VISIT] = Visit(time.monotonic())
+        return super().load(request)
+
+    def open(
+        self, request: web.Request, sealed: str | None, now: int
+    ) -> tuple[SessionState | None, str | None]:
+        copy = self.cache.lookup(sealed) if sealed else None
+        if copy is None:
+            return super().open(request, sealed, now)
+        reason = self.expired(copy.user, now)  # a confirmed cookie: no unseal needed
+        if reason is not None:
+            return None, reason
+        visit = request[VISIT]
+        visit.copy = copy
+        visit.confirmed = (copy.user.sessionId, copy.seen_ms)
+        session = SessionState(
+            copy.fresh_user(now), loaded=copy.user, loaded_json=copy.content_json
+        )
+        return session, None
+
+    def confirmed(self, request: web.Request, session: SessionState, seen_ms: int) -> None:
+        request[VISIT].confirmed = (session.session_id, seen_ms)
+        # A copy of other content predates what the database holds now (a chat turn, a link
+        # made here): every copy of the session goes, and the next read asks the database.
+        self.cache.supersede(session.user)
+
+    def answer_read(self, request: web.Request) -> bool:
+        session = session_of(request)
+        copy = request[VISIT].copy_of(session)
+        if copy is None:
+            return False
+        # The read is reported to the database with this worker's next batched touch.
+        self.cache.read(session.session_id, copy.seen_ms)
+        return True
+
+    def end(self, request: web.Request, session: SessionState) -> None:
+        super().end(request, session)
+        self.cache.revoke(session.session_id)
+
+    def kept(self, request: web.Request, session: SessionState) -> None:
+        # The database has just confirmed the cookie as it is: later reads need not ask it.
+        # (a copy the cache already holds needs no confirming)
+        visit = request[VISIT]
+        seen_ms, loaded, sealed = visit.seen_ms(session), session.loaded, request[INCOMING].seal
+        if seen_ms is not None and loaded is not None and sealed and visit.copy_of(session) is None:
+            self.cache.confirm(sealed, loaded, seen_ms, visit.began)
+
+    def written(
+        self, request: web.Request, session: SessionState, user: CookieUser, sealed: str
+    ) -> None:
+        visit = request[VISIT]
+        seen_ms = visit.seen_ms(session)
+        if seen_ms is not None:  # the next request will send this seal
+            self.cache.confirm(sealed, user, seen_ms, visit.began)
+
+    def counters(self) -> dict[str, Any]:
+        return super().counters() | {"readCache": self.cache.snapshot()}
 
 
 async def touch_flusher(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: flush every ``SESSION_TOUCH_FLUSH_SECONDS`` while the app runs, and once
     more on shutdown (registered after the database context, so it stops first)."""
-    cache = read_cache_of(app)
-    if cache is None:
+    store = app[SESSION_STORE]
+    if not isinstance(store, CachedSessionStore):
         yield
         return
+    cache = store.cache
     service, interval = app[SERVICE], app[SETTINGS].session_touch_flush_seconds
 
     async def loop() -> None:

@@ -20,9 +20,7 @@ import time
 from collections import OrderedDict
 from uuid import UUID
 
-from aiohttp import web
-
-__all__ = ["REVOKED", "RevokedSessions"]
+__all__ = ["RevokedSessions"]
 
 DEFAULT_MAX_ENTRIES = 100_000  # about 10 MB: a uuid, a float and the dict's overhead each
 
@@ -57,6 +55,3 @@ class RevokedSessions:
         self._until[session_id] = time.monotonic() + self.lifetime
         while len(self._until) > self.max_entries:
             self._until.popitem(last=False)
-
-
-REVOKED = web.AppKey("revoked_sessions", RevokedSessions)

@@ -1,8 +1,13 @@
 """HTTP routes of the edge worker (docs/http-api.md): thin handlers over ``SessionService``.
 
-Handlers know HTTP and the session state; the service knows the RPCs; SQL knows the rules.
+Handlers know HTTP and the session of their request (``sessions.py``: the cookie's content and
+its database row); the service knows the RPCs; SQL knows the rules. Where a session was loaded
+from and how it is saved (the cookie, the read cache) is the store's business, never theirs.
 A session that the database reports as revoked (a replayed cookie after logout) is replaced by
 a fresh one and the operation is retried once for the new visitor — never an error page.
+
+The API's routes (:data:`api_routes`) have paths relative to where ``setup`` mounts them
+(``/api`` in the ready-made worker); :data:`worker_routes` are the worker's own.
 """
 
 from __future__ import annotations
@@ -11,25 +16,17 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from bevsession.errors import (
-    Conflict,
-    DatabaseUnavailable,
-    SessionExpired,
-    SessionNotFound,
-    SessionRevoked,
-)
-from bevsession.models import DeletedCounts, PersonaScores, SessionData, SessionSnapshot
+from bevsession.errors import Conflict, SessionExpired, SessionNotFound, SessionRevoked
+from bevsession.models import DeletedCounts, PersonaScores
 
 from .accounts import verified_account
 from .api_models import (
-    PERSONA_LEFT_OUT,
     ChatMessage,
     ChatRequest,
     ChatResponse,
@@ -44,17 +41,18 @@ from .api_models import (
 )
 from .guards import metrics_allowed
 from .http_errors import ApiError
-from .keys import DETECTOR, REPLIER, SERVICE, SETTINGS, TRANSPORT
-from .middleware import REJECTIONS, drop_session, forget_cached, revoke_here, session_of
+from .keys import DETECTOR, REPLIER, SERVICE, SESSION_STORE, SETTINGS, TRANSPORT
 from .openapi import openapi_document
-from .read_cache import READ_CACHE, read_cache_of
-from .session_cookie import SessionState, persona_summary, sealed_by_seed
+from .session_cookie import SessionState, persona_json, persona_summary, sealed_by_seed
+from .sessions import current_session, for_visitor, get_or_adopt, refuse, remember, session_of
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
-T = TypeVar("T")
+# The HTTP API, its paths relative to where it is mounted (setup's api_prefix, "/api" here).
+api_routes = web.RouteTableDef()
+# The ready-made worker's own routes: probes, counters, the API description, the demo page.
+worker_routes = web.RouteTableDef()
 
-FROM_CACHE = {"X-Session-Source": "cache"}
+SOURCE_HEADER = "X-Session-Source"  # where a read was answered from, when not the database
 DEFAULT_HISTORY_LIMIT = 20
 REPLY_HISTORY_LIMIT = 20
 NO_HISTORY = History(messages=[], next=None)
@@ -112,82 +110,6 @@ def int_query(
 
 
 # --- session helpers ------------------------------------------------------------------------
-def persona_json(persona: PersonaScores) -> dict[str, Any]:
-    """The persona's summary as JSON data, dumped once without what the summary drops: the
-    cookie's persona and the chat reply's (equals ``persona_summary(persona.model_dump(mode=
-    "json"))``)."""
-    return persona.model_dump(mode="json", exclude=PERSONA_LEFT_OUT)
-
-
-def remember(state: SessionState, session: SessionData, persona: dict[str, Any] | None) -> None:
-    """Copy what the database returned into the cookie's summary (*persona*: persona_json)."""
-    fields: dict[str, Any] = {
-        "createdAt": session.created_at,
-        "lastActivityAt": max(session.last_activity_at, state.user.lastActivityAt),
-        "lastMessageAt": session.last_message_at,
-        "messageCount": session.message_count,
-        "currentMode": session.current_mode,
-        "hasCompletedOnboarding": session.has_completed_onboarding,
-        "hasBrochure": session.has_brochure,
-        "isDataConnected": session.is_data_connected,
-        "lastGeneratedBrochureId": session.last_generated_brochure_id,
-        "lastBrochureGeneratedAt": session.last_brochure_generated_at,
-        "userId": str(session.user_id) if session.user_id is not None else None,
-    }
-    if persona is not None:
-        fields["persona"] = persona
-    state.update(**fields)
-    state.seen_ms = session.last_activity_at  # the database's clock: what touch_sessions compares
-
-
-async def for_visitor(request: web.Request, operation: Callable[[], Awaitable[T]]) -> T:
-    """Run *operation*; if the database refuses the session (revoked, or expired by its absolute
-    lifetime or idle timeout), start a fresh session and retry once for the new visitor.
-
-    *operation* creates the session when it is missing (``get_session``, ``begin_chat_turn``), so
-    "not found" only happens when the row was deleted under the call (a concurrent retention
-    purge): once more recreates it.
-    """
-    try:
-        return await operation()
-    except (SessionRevoked, SessionExpired) as exc:
-        drop_session(request, refusal_reason(exc))
-        return await operation()
-    except SessionNotFound:
-        log.debug("session row vanished during the call (purged); retrying once")
-        return await operation()
-
-
-async def get_or_adopt(request: web.Request) -> SessionSnapshot:
-    """The visitor's session from the database, created if missing — from the cookie when one
-    was unsealed in this request (``adopt_session``: a Node app's visitor keeps the persona,
-    counters and flags its cookie carries), otherwise with defaults (``get_session``). Either is
-    one RPC; the database wins whenever it has the session (a Node app's cookie also proves the
-    activity that app saw, which the idle timeout counts)."""
-    state = session_of(request)
-    service = request.app[SERVICE]
-
-    async def operation() -> SessionSnapshot:
-        cookie = state.cookie_user  # read at call time: a restarted session has none
-        if cookie is None:
-            return await service.get_session(state.session_id)
-        # The Node app's requests are activity this database did not see; ours are not.
-        adopted = await service.adopt_session(
-            state.session_id, cookie, count_cookie_activity=sealed_by_seed(cookie)
-        )
-        if adopted.adopted:
-            changed = f"; the seed rules changed {adopted.dropped}" if adopted.dropped else ""
-            log.info("session adopted from its cookie%s", changed)
-        return adopted
-
-    return await for_visitor(request, operation)
-
-
-def refusal_reason(exc: SessionRevoked | SessionExpired) -> str:
-    """The rejection counter's name for a session the database refused."""
-    return "revoked" if isinstance(exc, SessionRevoked) else "expired_in_database"
-
-
 def cookie_persona(state: SessionState) -> PersonaScores | None:
     """The persona summary the cookie carries, if it is a valid one (a Node app's may not be)."""
     try:
@@ -216,26 +138,14 @@ def summary(state: SessionState) -> SessionSummary:
 
 
 # --- routes ---------------------------------------------------------------------------------
-@routes.get("/api/session")
+@api_routes.get("/session")
 async def get_session(request: web.Request) -> web.Response:
-    state = session_of(request)
-    if state.cached and state.seen_ms is not None:
-        # A cookie the database confirmed lately (read_cache.py): answer from it; the read is
-        # reported to the database with this worker's next batched touch.
-        request.app[READ_CACHE].read(state.session_id, state.seen_ms)
-        return json_of(summary(state), FROM_CACHE)
-    try:
-        snap = await get_or_adopt(request)
-    except DatabaseUnavailable:
-        if state.is_new:
-            raise
-        # Reads are served from the cookie while the database is away.
-        return json_of(summary(state), {"X-Session-Source": "cookie"})
-    remember(state, snap.session, persona_json(snap.persona))
-    return json_of(summary(state))
+    current = await current_session(request)
+    headers = None if current.source == "database" else {SOURCE_HEADER: current.source}
+    return json_of(summary(current.session), headers)
 
 
-@routes.post("/api/chat")
+@api_routes.post("/chat")
 async def chat(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     body = await read_json_object(request)
@@ -257,7 +167,7 @@ async def chat(request: web.Request) -> web.Response:
         # or the turn would create it with a default persona (one more RPC, only for the seed's
         # cookies: this server's own name sessions it stored before sealing them).
         adopted = await get_or_adopt(request)
-        remember(state, adopted.session, persona_json(adopted.persona))
+        remember(request, adopted.session, persona_json(adopted.persona))
     known = cookie_persona(state)
     signals = request.app[DETECTOR].detect(message, known)
 
@@ -269,9 +179,8 @@ async def chat(request: web.Request) -> web.Response:
             state.session_id, message, signals=signals, history_limit=REPLY_HISTORY_LIMIT
         ),
     )
-    forget_cached(request)  # this worker's copies of the session predate the turn
     persona = persona_json(begun.persona)  # dumped once: for the cookie and for the reply
-    remember(state, begun.session, persona)
+    remember(request, begun.session, persona)
     reply = await request.app[REPLIER].reply(message, begun.persona, begun.history.messages)
     finished = await service.finish_chat_turn_brief(
         state.session_id,
@@ -280,7 +189,7 @@ async def chat(request: web.Request) -> web.Response:
         generation_mode=reply.generation_mode,
         estimated_read_time=reply.estimated_read_time,
     )
-    remember(state, finished.session, None)
+    remember(request, finished.session, None)
     return json_of(
         ChatResponse(
             reply=reply.content,
@@ -291,7 +200,7 @@ async def chat(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/chat/history")
+@api_routes.get("/chat/history")
 async def history(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     limit = int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, settings.history_page_max)
@@ -308,7 +217,7 @@ async def history(request: web.Request) -> web.Response:
             token_budget=token_budget,
         )
     except (SessionRevoked, SessionExpired) as exc:  # the visitor starts afresh, with no history
-        drop_session(request, refusal_reason(exc))
+        refuse(request, exc)
         return json_of(NO_HISTORY)
     except SessionNotFound:  # a cookie-only session (e.g. made by a Node app): nothing stored
         return json_of(NO_HISTORY)
@@ -317,19 +226,18 @@ async def history(request: web.Request) -> web.Response:
     )
 
 
-@routes.delete("/api/session")
+@api_routes.delete("/session")
 async def clear_session(request: web.Request) -> web.Response:
     state = session_of(request)
     if not state.is_new:
         # Already revoked, or never stored (a cookie-only session): nothing left to revoke.
         with contextlib.suppress(SessionRevoked, SessionNotFound):
             await request.app[SERVICE].clear_session(state.session_id)
-    revoke_here(request)
-    state.clear()
+    state.clear()  # the cookie is deleted, and this worker refuses the session from now on
     return json_of(Cleared(session_id=state.session_id))
 
 
-@routes.delete("/api/session/data")
+@api_routes.delete("/session/data")
 async def forget_session(request: web.Request) -> web.Response:
     state = session_of(request)
     deleted = NOTHING_DELETED
@@ -337,12 +245,11 @@ async def forget_session(request: web.Request) -> web.Response:
         with contextlib.suppress(SessionNotFound):
             result = await request.app[SERVICE].forget_session(state.session_id)
             deleted = result.deleted
-    revoke_here(request)
     state.clear()
     return json_of(Forgotten(session_id=state.session_id, deleted=deleted))
 
 
-@routes.post("/api/session/link")
+@api_routes.post("/session/link")
 async def link_session(request: web.Request) -> web.Response:
     """A visitor who signed in: attach this session, its persona, messages and signals to the
     account of the Bearer access token (verified first; a refused token changes nothing)."""
@@ -362,43 +269,40 @@ async def link_session(request: web.Request) -> web.Response:
             "this session is linked to another account: sign in with that account, or clear "
             "the session (DELETE /api/session) to start a new one",
         ) from None  # fmt: skip
-    forget_cached(request)
-    remember(state, linked.session, None)
+    remember(request, linked.session, None)
     return json_of(
         Linked(session_id=linked.session_id, user_id=linked.user_id, linked=linked.linked)
     )
 
 
-@routes.get("/healthz")
+@worker_routes.get("/healthz")
 async def healthz(_: web.Request) -> web.Response:
     """The process is up (the counters are at /metrics)."""
     return json_of(Status(status="ok"))
 
 
-@routes.get("/metrics")
+@worker_routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """How many cookies were refused since start, by reason, and what this worker's read cache
     did (hits, misses, batched touches, stale copies dropped): loopback or METRICS_TOKEN only."""
     if not metrics_allowed(request):
         raise ApiError(403, "forbidden", "metrics are for loopback or the METRICS_TOKEN bearer")
-    rejections = dict(sorted(request.app[REJECTIONS].items()))
-    cache = read_cache_of(request.app)
-    snapshot = cache.snapshot() if cache is not None else None
-    return json_of(Metrics(cookie_rejections=rejections, read_cache=snapshot))
+    counters = request.app[SESSION_STORE].counters()
+    return json_of(Metrics.model_validate(counters))
 
 
-@routes.get("/readyz")
+@worker_routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     await request.app[TRANSPORT].ping()  # DatabaseUnavailable → 503 JSON with Retry-After
     return json_of(Status(status="ready"))
 
 
-@routes.get("/openapi.json")
+@worker_routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[SETTINGS]))
 
 
-@routes.get("/")
+@worker_routes.get("/")
 async def index(_: web.Request) -> web.Response:
     page = resources.files("bevsession_edge").joinpath("static/index.html").read_text("utf-8")
     return web.Response(text=page, content_type="text/html", charset="utf-8")

@@ -9,12 +9,14 @@ bound and iron-session fails past 4096 bytes), so they are dropped when a cookie
 
 from __future__ import annotations
 
+import marshal
 import time
 import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bevsession.models import VECTOR_NAMES, PersonaScores
 from bevsession.sealing import Sealer, SealError
 
 TOUCH_INTERVAL_MS = 60_000  # resend the cookie for activity alone at most once a minute
@@ -64,6 +66,21 @@ def persona_summary(persona: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+# What a persona's summary leaves out (persona_summary), as a ``model_dump`` exclude of
+# PersonaScores: detection histories and questions asked (they stay in the database).
+PERSONA_LEFT_OUT: dict[str, Any] = {
+    "detection_vectors": {f"{name}{HISTORY_SUFFIX}" for name in VECTOR_NAMES},
+    "questions_asked": True,
+}
+
+
+def persona_json(persona: PersonaScores) -> dict[str, Any]:
+    """The persona's summary as JSON data, dumped once without what the summary drops: the
+    cookie's persona and the chat reply's (equals ``persona_summary(persona.model_dump(mode=
+    "json"))``)."""
+    return persona.model_dump(mode="json", exclude=PERSONA_LEFT_OUT)
+
+
 def sealed_by_seed(user: dict[str, Any]) -> bool:
     """Whether unsealed SessionData has the seed's shape (detection histories in the persona):
     a Node iron-session app sealed it, since this server never puts histories in a cookie."""
@@ -77,21 +94,38 @@ def new_user(now: int | None = None) -> CookieUser:
     return CookieUser(sessionId=uuid.uuid4(), createdAt=stamp, lastActivityAt=stamp)
 
 
-class SessionState:
-    """The session of one request: the cookie's data and whether the cookie must be rewritten.
+def arrived(user: CookieUser, now: int) -> CookieUser:
+    """*user* as one request's copy, active *now*: its persona is a dict of its own (a marshal
+    copy: 2 µs, where a JSON copy costs 5 and deepcopy 10), so a change in place made by a
+    handler is a change to this copy only, and "did it change?" can see it."""
+    persona = marshal.loads(marshal.dumps(user.persona))  # noqa: S302 (our own bytes)
+    return user.model_copy(update={"persona": persona, "lastActivityAt": now})
 
-    Handlers change it only through :meth:`update`, :meth:`restart` and :meth:`clear`, so
-    "did anything change?" is a comparison, not something each handler must remember.
+
+class SessionState:
+    """The session of one request: the cookie's content, and whether the cookie must be
+    rewritten.
+
+    Handlers change it only through :meth:`update`, :meth:`restart`, :meth:`clear` (or in place,
+    in the persona of :attr:`user`), so "did anything change?" is a comparison with the content
+    as it arrived, not something each handler must remember. Where the content came from (the
+    sealed cookie, or a copy the read cache holds) and when the database last confirmed it are
+    the store's business (``store.py``), not the session's.
     """
 
     __slots__ = (
-        "_as_loaded", "_loaded", "_loaded_json", "cached", "cleared", "cookie_user", "is_new",
-        "rejected", "seen_ms", "user",
+        "_arrived", "_loaded", "_loaded_json", "cleared", "cookie_user", "is_new", "rejected",
+        "user",
     )  # fmt: skip
 
-    def __init__(self, user: CookieUser, *, is_new: bool, rejected: str | None = None,
-                 reseal: bool = False, loaded_json: str | None = None,
+    def __init__(self, user: CookieUser, *, loaded: CookieUser | None = None,
+                 loaded_json: str | None = None, is_new: bool = False,
+                 rejected: str | None = None,
                  cookie_user: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """*user*: this request's content (:func:`arrived`: it shares no dict with *loaded*);
+        *loaded*: the content as the cookie carried it, never changed (None: a new session, or
+        one whose cookie must be rewritten); *loaded_json*: ``content_json(loaded)`` when the
+        caller has it already."""
         self.user = user
         self.is_new = is_new
         self.rejected = rejected
@@ -100,33 +134,10 @@ class SessionState:
         # detection histories included): what the session is adopted from when the database has
         # no row for it (public.adopt_session). None when no cookie was unsealed this request.
         self.cookie_user = cookie_user
-        # When the database last confirmed this content (its last_activity_at, ms): set by an
-        # RPC that returned the session, or by the read cache (then ``cached``, from_confirmed).
-        self.seen_ms: int | None = None
-        self.cached = False
-        # What the cookie held when the request arrived (None: the cookie must be written).
-        # Kept as JSON too: a handler that changes a nested value in place is still seen.
-        self._loaded: CookieUser | None = None if (is_new or reseal) else user
-        if self._loaded is None:
-            self._loaded_json = ""
-        else:  # (``loaded_json``: the caller's ``content_json(user)``, not computed again)
-            self._loaded_json = content_json(user) if loaded_json is None else loaded_json
-        # This request's own copy of the loaded content while no update() replaced it (only a
-        # read-cache session has one: its persona is a separate dict, see from_confirmed).
-        self._as_loaded: CookieUser | None = None
-
-    @classmethod
-    def from_confirmed(
-        cls, loaded: CookieUser, user: CookieUser, *, seen_ms: int, loaded_json: str
-    ) -> SessionState:
-        """A session from the read cache: *loaded* is the cached content (shared, never
-        changed), *user* this request's copy of it with its own persona dict, *loaded_json*
-        the cache's ``content_json(loaded)`` (not computed again)."""
-        state = cls(loaded, is_new=False, loaded_json=loaded_json)
-        state.user = state._as_loaded = user
-        state.seen_ms = seen_ms
-        state.cached = True
-        return state
+        self._loaded = loaded
+        self._loaded_json = loaded_json
+        # *user* while no update() replaced it: then only its persona can differ from *loaded*.
+        self._arrived: CookieUser | None = user
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -141,15 +152,19 @@ class SessionState:
     def changed(self) -> bool:
         if self.cleared:
             return False
-        if self._loaded is None:
+        loaded = self._loaded
+        if loaded is None:
             return True
-        if self.user is self._as_loaded:
+        if self.user is self._arrived:
             # Not replaced: only its own persona dict can have changed, in place.
-            if self.user.persona != self._loaded.persona:
+            if self.user.persona != loaded.persona:
                 return True
-        elif content_json(self.user) != self._loaded_json:
-            return True
-        return self.user.lastActivityAt - self._loaded.lastActivityAt >= TOUCH_INTERVAL_MS
+        else:
+            if self._loaded_json is None:
+                self._loaded_json = content_json(loaded)
+            if content_json(self.user) != self._loaded_json:
+                return True
+        return self.user.lastActivityAt - loaded.lastActivityAt >= TOUCH_INTERVAL_MS
 
     def update(self, **fields: Any) -> None:
         """Replace fields (camelCase names); ``persona`` is reduced to its summary."""
@@ -163,14 +178,12 @@ class SessionState:
         self.is_new = True
         self.rejected = reason
         self.cookie_user = None
-        self.seen_ms = None
-        self.cached = False
-        self._loaded = None
-        self._loaded_json = ""
-        self._as_loaded = None
+        self._loaded = self._loaded_json = self._arrived = None
 
     def clear(self) -> None:
-        """The cookie is deleted at the end of this request."""
+        """The session is over: its cookie is deleted at the end of this request, and this
+        worker refuses it from then on (revoke it in the database too, for every worker:
+        ``SessionService.clear_session``)."""
         self.cleared = True
 
 
