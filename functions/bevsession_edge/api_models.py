@@ -73,13 +73,9 @@ class _Body(BaseModel):
     (``null`` included), so the serialised schema lists them all as required."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        frozen=True,
-        json_schema_serialization_defaults_required=True,
-    )
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
+        serialize_by_alias=True, frozen=True, json_schema_serialization_defaults_required=True,
+    )  # fmt: skip
 
 
 def json_of(
