@@ -87,7 +87,8 @@ def summary(profile: cProfile.Profile, turns: int, top: int = 30) -> str:
     """The busiest functions of *profile*, cumulative and self µs per turn."""
     stats = pstats.Stats(profile, stream=io.StringIO())
     rows = []
-    for (file, line, name), (_, calls, self_s, cum_s, _) in stats.stats.items():
+    entries = stats.stats.items()  # type: ignore[attr-defined]  # pstats keeps it untyped
+    for (file, line, name), (_, calls, self_s, cum_s, _) in entries:
         where = file.split("site-packages/")[-1].split("python3.11/")[-1]
         where = where.split("/functions/")[-1].split("/python_client/")[-1]
         rows.append((cum_s, self_s, calls, f"{where}:{line}({name})"))

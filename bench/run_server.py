@@ -107,8 +107,8 @@ class Server:
 
 
 def clean_env() -> dict[str, str]:
-    drop = ("DATABASE_URL", "SUPABASE_", "SESSION_", "BEVSESSION_", "HOST", "PORT", "CLIENT_")
-    drop += ("TRUSTED_PROXY_HOPS",)
+    drop = ("DATABASE_URL", "SUPABASE_", "SESSION_", "BEVSESSION_", "HOST", "PORT", "CLIENT_",
+            "TRUSTED_PROXY_HOPS")  # fmt: skip
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
