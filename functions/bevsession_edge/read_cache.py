@@ -53,7 +53,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from aiohttp import web
@@ -143,6 +143,12 @@ class ReadCache:
     def __len__(self) -> int:
         return len(self._by_seal)
 
+    @property
+    def holds_copies(self) -> bool:
+        """False with ``max_age`` 0 (``SESSION_READ_CACHE_SECONDS=0``): every read asks the
+        database, and the reads it answers without a touch are still reported in batches."""
+        return self.max_age > 0
+
     # --- lookups ---------------------------------------------------------------------------
     def lookup(self, sealed: str) -> Confirmed | None:
         """The confirmed content of *sealed*, if it is still fresh and the seal not expired."""
@@ -172,7 +178,7 @@ class ReadCache:
         *checked_at* (``time.monotonic()``, default now) is no later than the database's look:
         the start of the request that asked it. A session this worker knows revoked is never
         remembered (a request that began before the clear may confirm after it)."""
-        if user.sessionId in self.revoked:
+        if user.sessionId in self.revoked or not self.holds_copies:
             return
         checked = time.monotonic() if checked_at is None else checked_at
         if sealed in self._by_seal:
@@ -352,6 +358,8 @@ class CachedSessionStore(SessionStore):
 
     __slots__ = ("cache",)
 
+    reports_reads: ClassVar[bool] = True
+
     def __init__(
         self, settings: Settings, cache: ReadCache, *, revoked: RevokedSessions | None = None
     ) -> None:
@@ -365,7 +373,7 @@ class CachedSessionStore(SessionStore):
     def open(
         self, request: web.Request, sealed: str | None, now: int
     ) -> tuple[SessionState | None, str | None]:
-        copy = self.cache.lookup(sealed) if sealed else None
+        copy = self.cache.lookup(sealed) if sealed and self.cache.holds_copies else None
         if copy is None:
             return super().open(request, sealed, now)
         reason = self.expired(copy.user, now)  # a confirmed cookie: no unseal needed
@@ -384,6 +392,16 @@ class CachedSessionStore(SessionStore):
         # A copy of other content predates what the database holds now (a chat turn, a link
         # made here): every copy of the session goes, and the next read asks the database.
         self.cache.supersede(session.user)
+
+    def read_later(
+        self, request: web.Request, session: SessionState, read_at: int, *, settled: bool
+    ) -> None:
+        # Reported as a cache hit is: with the next flush's touch_sessions, seen at read_at.
+        if settled:
+            self.confirmed(request, session, read_at)
+        else:  # a writer had the row: keep no copy of what it may be changing
+            self.cache.supersede(session.user)
+        self.cache.read(session.session_id, read_at)
 
     def answer_read(self, request: web.Request) -> bool:
         session = session_of(request)
@@ -415,6 +433,8 @@ class CachedSessionStore(SessionStore):
             self.cache.confirm(sealed, user, seen_ms, visit.began)
 
     def counters(self) -> dict[str, Any]:
+        if not self.cache.holds_copies:  # the cache is off: /metrics shows no read cache
+            return super().counters()
         return super().counters() | {"readCache": self.cache.snapshot()}
 
 
