@@ -1,12 +1,14 @@
 """Server and PostgreSQL CPU per cold ``GET /api/session``, with the edge worker in-process.
 
-    python -m bench.read_cpu [--cache off|evicted] [--sessions 6000] [--profile FILE]
+    python -m bench.read_cpu [--cache off|evicted|warm] [--sessions 6000] [--profile FILE]
 
 A cold read is a cookie this worker holds no copy of: with the read cache off
 (``SESSION_READ_CACHE_SECONDS=0``, ``--cache off``) or with more visitors than it holds
 (``--cache evicted``: ``SESSION_READ_CACHE_ENTRIES`` a sixth of ``--sessions``, so the rotation
 evicts each cookie before it comes round again, as ``python -m bench``'s 20,000 visitors do).
 ``--sessions`` above the sealer's 4,096 cached keys makes every unseal a first sight.
+``--cache warm`` is the comparison: every read a hit of a copy the worker holds (no unseal, no
+database), so what a cold read costs beyond it is the cold read's own work.
 
 The real app (``create_app``) serves on loopback in this process, on a throwaway PostgreSQL
 (the postgres transport); the client runs in another process (``--client``) and never stores
@@ -87,11 +89,11 @@ async def run(args: argparse.Namespace) -> None:
     for name in [k for k in os.environ if k.startswith(("SESSION_", "BEVSESSION_", "SUPABASE_"))]:
         del os.environ[name]
     os.environ.pop("DATABASE_URL", None)
-    cache: dict[str, float] = (
-        {"session_read_cache_seconds": 0}
-        if args.cache == "off"
-        else {"session_read_cache_entries": max(1, args.sessions // 6)}
-    )
+    cache: dict[str, float] = {
+        "off": {"session_read_cache_seconds": 0},
+        "evicted": {"session_read_cache_entries": max(1, args.sessions // 6)},
+        "warm": {"session_read_cache_entries": args.sessions * 2},
+    }[args.cache]
     async with cluster_context() as pg:
         with tempfile.TemporaryDirectory() as tmp:
             db = await database(pg, "read_cpu")
@@ -140,7 +142,7 @@ def main() -> int:
         return 0
     description = __doc__.splitlines()[0] if __doc__ else None
     parser = argparse.ArgumentParser(prog="python -m bench.read_cpu", description=description)
-    parser.add_argument("--cache", choices=("off", "evicted"), default="off")
+    parser.add_argument("--cache", choices=("off", "evicted", "warm"), default="off")
     parser.add_argument("--sessions", type=int, default=6000, help="cookies, each read once a pass")
     parser.add_argument("--profile", help="cProfile one more pass into this file")
     asyncio.run(run(parser.parse_args()))

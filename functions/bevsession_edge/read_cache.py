@@ -31,11 +31,13 @@ How it plugs in: :class:`CachedSessionStore` is the session store (``store.py``)
 in front. The session middleware's store consults the cache when it loads a session (a cookie
 held here needs no unseal) and informs it when the database confirmed a session, when a cookie
 was kept or written, and when a session ended; ``sessions.current_session`` asks it whether a
-plain read may be answered from the copy. Handlers never see it: with
-``SESSION_READ_CACHE_SECONDS=0`` the app has the plain :class:`~.store.SessionStore` and every
-handler reads the same. A copy is dropped as soon as this worker learns that the database
-holds other content for its session (a chat turn or a link made here, or a read that found the
-session changed): every copy of that session goes, and the next read asks the database.
+plain read may be answered from the copy, and tells it of a cold read the database answered
+without touching the session (``read_session``): reported with the next flush, and kept as a
+copy when no writer had the row. Handlers never see it: with ``SESSION_READ_CACHE_SECONDS=0``
+it holds no copy and only reports those reads, and every handler reads the same. A copy is
+dropped as soon as this worker learns that the database holds other content for its session (a
+chat turn or a link made here, or a read that found the session changed): every copy of that
+session goes, and the next read asks the database.
 
 Keys are the exact sealed strings, inserted only after the seal opened or was made here, so an
 entry can never answer for a cookie that would not open; the seal's own expiration is kept and

@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor, service_role, anon, authent
 grant execute on all functions in schema extensions to session_visitor, service_role, anon, authenticated;
 set local search_path = extensions, public;
 
-select plan(22);
+select plan(23);
 
 create temporary table result (name text primary key, body jsonb);
 grant all on result to public;
@@ -63,6 +63,15 @@ select set_config('request.jwt.claims', '{"role": "service_role"}', true);
 select is(public.touch_sessions(array['11111111-1111-4111-8111-111111111111']::uuid[],
                                 array[(select (body ->> 'read_at')::bigint from result where name = 'read')]),
           '{"touched": 1, "stale": []}'::jsonb, 'touch_sessions with read_at as seen_ms reports the read');
+create temporary table batch as
+    select array['11111111-1111-4111-8111-111111111111'::uuid] || array_agg(gen_random_uuid()) as ids
+    from generate_series(1, 4999);
+grant select on batch to public;
+select is((select public.touch_sessions(b.ids, array_fill((select (body ->> 'read_at')::bigint from result where name = 'read'), array[5000]))
+           from batch as b),
+          (select jsonb_build_object('touched', 1, 'stale', to_jsonb(array(select u from unnest(b.ids[2:]) as u order by u)))
+           from batch as b),
+          'a batch of 5000: the touched one, and every other id as stale in id order');
 reset role;
 
 -- settled: the row's last locker finished before the read's snapshot (a writer in flight, in
