@@ -37,6 +37,15 @@ async def cached_on(visitor: Visitor, server: RunningServer) -> str:
     return sid
 
 
+async def refused_on(server: RunningServer, visitor: Visitor, old: str | None, sid: str) -> None:
+    """*server* answers the visitor's *old* cookie with a fresh session, not from its cache."""
+    visitor.server = server
+    reply = await visitor.get("/api/session", cookie=old)
+    assert reply.status == 200, reply
+    assert reply.json["sessionId"] != sid, f"{server.url('')} still answered the cleared session"
+    assert reply.headers.get("X-Session-Source") != "cache"
+
+
 async def test_a_clear_on_one_worker_is_refused_by_the_other_without_a_read(
     server_factory: StartServer, http: aiohttp.ClientSession
 ) -> None:
@@ -48,11 +57,7 @@ async def test_a_clear_on_one_worker_is_refused_by_the_other_without_a_read(
     cleared = await visitor.delete("/api/session")
     assert cleared.status == 200, cleared
     await asyncio.sleep(BOUND + SLACK)  # nobody reads A's copy meanwhile
-    visitor.server = a
-    reply = await visitor.get("/api/session", cookie=old)
-    assert reply.status == 200, reply
-    assert reply.json["sessionId"] != sid, "A still answered the cleared session"
-    assert reply.headers.get("X-Session-Source") != "cache"
+    await refused_on(a, visitor, old, sid)
 
 
 async def test_revocation_reaches_the_other_worker_within_the_bound(
@@ -120,8 +125,4 @@ async def test_a_copy_made_by_a_cold_read_is_refused_within_the_bound_after_a_cl
     visitor.server = a
     assert (await visitor.delete("/api/session", cookie=old)).status == 200
     await asyncio.sleep(BOUND + SLACK)  # nobody reads B's copy meanwhile
-    visitor.server = b
-    reply = await visitor.get("/api/session", cookie=old)
-    assert reply.status == 200, reply
-    assert reply.json["sessionId"] != sid, "B still answered the cleared session"
-    assert reply.headers.get("X-Session-Source") != "cache"
+    await refused_on(b, visitor, old, sid)
