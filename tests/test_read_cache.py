@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bevsession.local_postgres import LocalPostgres
+from bevsession.sealing import Sealer
 from bevsession.service import SessionService
 from bevsession.transports.base import Transport
 from bevsession.transports.postgres import PostgresTransport
@@ -284,6 +285,121 @@ async def test_pending_reads_are_flushed_on_shutdown(
         assert source == "cache"
         before = await last_activity(owner, sid)
     assert await last_activity(owner, sid) > before + 500, "shutdown must flush pending reads"
+
+
+# --- cold reads: a cookie this worker holds no copy of ------------------------------------------
+async def row_version(owner: asyncpg.Connection, sid: str) -> tuple[str, float]:
+    """The session row's xmin (a new one on every write, lock or update) and its activity."""
+    row = await owner.fetchrow(
+        "select xmin::text as xmin, extract(epoch from last_activity_at) as at"
+        " from bevsession.sessions where id = $1",
+        uuid.UUID(sid),
+    )
+    assert row is not None
+    return row["xmin"], float(row["at"])
+
+
+async def aged(owner: asyncpg.Connection, sid: str) -> None:
+    """Move a session's last activity ten minutes back (its creation stays: the cookie's)."""
+    await owner.execute(
+        "update bevsession.sessions set last_activity_at = now() - interval '10 minutes'"
+        " where id = $1",
+        uuid.UUID(sid),
+    )
+
+
+@pytest.mark.parametrize("cache_seconds", [0, 60])
+async def test_a_cold_read_writes_nothing_and_is_reported_with_the_batch(
+    pg: LocalPostgres, db_name: str, owner: asyncpg.Connection, cache_seconds: int
+) -> None:
+    """A cookie this server sealed, read by a worker that holds no copy of it (the cache off,
+    or another worker): one read_session, no lock, no write; the activity reaches the database
+    with the batched touch (here: the shutdown's last flush), as a cache hit's does."""
+    async with running(pg, db_name) as maker:
+        sid, cookie = await confirmed_cookie(maker)
+    await aged(owner, sid)
+    before = await row_version(owner, sid)
+    async with running(
+        pg, db_name, session_read_cache_seconds=cache_seconds, session_touch_flush_seconds=60
+    ) as client:
+        body, new_cookie, source = await client.session(cookie)
+        assert source is None and body["sessionId"] == sid and new_cookie is None
+        assert await row_version(owner, sid) == before, "a cold read locks and writes nothing"
+        if cache_seconds:
+            counters = (await client.health())["readCache"]
+            assert counters["pending"] == 1 and counters["entries"] == 1, counters
+    _, at = await row_version(owner, sid)
+    assert at > before[1] + 500, "the read's activity must reach the database with the batch"
+
+
+async def test_a_cold_read_is_touched_within_a_flush_with_the_cache_off(
+    pg: LocalPostgres, db_name: str, owner: asyncpg.Connection
+) -> None:
+    """Sliding expiry for a visitor who only reads, every read asking the database: the
+    activity is at most one flush interval late."""
+    async with running(pg, db_name, session_read_cache_seconds=0) as client:
+        sid, cookie = await confirmed_cookie(client)
+        await aged(owner, sid)
+        _, before = await row_version(owner, sid)
+        _, _, source = await client.session(cookie)
+        assert source is None
+
+        async def moved() -> bool:
+            return (await row_version(owner, sid))[1] > before + 500
+
+        assert await until(moved, 2.0), await client.health()
+        assert "readCache" not in await client.health()
+
+
+async def test_a_cold_read_is_kept_in_the_cache_unless_a_writer_has_the_row(
+    pg: LocalPostgres, db_name: str, owner: asyncpg.Connection, db_dsn: str
+) -> None:
+    """A cold read never waits for a writer (it takes no lock); while a transaction holds the
+    row it is answered but not kept (the writer's timestamps may be older than the read);
+    once the row is free it is kept and the next read is a cache hit."""
+    async with running(pg, db_name) as maker:
+        sid, cookie = await confirmed_cookie(maker)
+    await aged(owner, sid)
+    writer = await asyncpg.connect(db_dsn)
+    try:
+        async with running(pg, db_name) as client:
+            lock = writer.transaction()
+            await lock.start()
+            await writer.execute(
+                "select 1 from bevsession.sessions where id = $1 for no key update",
+                uuid.UUID(sid),
+            )
+            for _ in range(2):
+                body, _, source = await asyncio.wait_for(client.session(cookie), 5)
+                assert source is None and body["sessionId"] == sid, "answered, not kept"
+            await lock.rollback()
+
+            # the row keeps the locker's id until a write replaces it: the next flush's touch
+            async def kept() -> bool:
+                _, _, source = await client.session(cookie)
+                return source == "cache"
+
+            assert await until(kept, 3.0), await client.health()
+    finally:
+        await writer.close()
+
+
+async def test_a_cookie_sealed_here_whose_session_the_database_lacks_is_adopted(
+    pg: LocalPostgres, db_name: str, owner: asyncpg.Connection
+) -> None:
+    """read_session answers {session: null} for a session without a row; the worker then
+    adopts the cookie (its counters and flags), as it did before reads were lock-free."""
+    user = new_user().model_copy(update={"messageCount": 3, "hasBrochure": True})
+    sealed = Sealer(PASSWORD).seal({"user": user.model_dump(mode="json")}, ttl=86400)
+    async with running(pg, db_name) as client:
+        body, _, source = await client.session(sealed)
+        assert source is None and body["sessionId"] == str(user.sessionId)
+        assert body["messageCount"] == 3 and body["hasBrochure"] is True, body
+    row = await owner.fetchrow(
+        "select message_count, has_brochure from bevsession.sessions where id = $1",
+        user.sessionId,
+    )
+    assert row is not None and row["message_count"] == 3 and row["has_brochure"] is True
 
 
 # --- the cache itself ----------------------------------------------------------------------------

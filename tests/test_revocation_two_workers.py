@@ -37,6 +37,15 @@ async def cached_on(visitor: Visitor, server: RunningServer) -> str:
     return sid
 
 
+async def refused_on(server: RunningServer, visitor: Visitor, old: str | None, sid: str) -> None:
+    """*server* answers the visitor's *old* cookie with a fresh session, not from its cache."""
+    visitor.server = server
+    reply = await visitor.get("/api/session", cookie=old)
+    assert reply.status == 200, reply
+    assert reply.json["sessionId"] != sid, f"{server.url('')} still answered the cleared session"
+    assert reply.headers.get("X-Session-Source") != "cache"
+
+
 async def test_a_clear_on_one_worker_is_refused_by_the_other_without_a_read(
     server_factory: StartServer, http: aiohttp.ClientSession
 ) -> None:
@@ -48,11 +57,7 @@ async def test_a_clear_on_one_worker_is_refused_by_the_other_without_a_read(
     cleared = await visitor.delete("/api/session")
     assert cleared.status == 200, cleared
     await asyncio.sleep(BOUND + SLACK)  # nobody reads A's copy meanwhile
-    visitor.server = a
-    reply = await visitor.get("/api/session", cookie=old)
-    assert reply.status == 200, reply
-    assert reply.json["sessionId"] != sid, "A still answered the cleared session"
-    assert reply.headers.get("X-Session-Source") != "cache"
+    await refused_on(a, visitor, old, sid)
 
 
 async def test_revocation_reaches_the_other_worker_within_the_bound(
@@ -102,3 +107,22 @@ async def test_a_forget_on_one_worker_erases_what_the_other_serves(
     assert reply.status == 200, reply
     assert reply.json["sessionId"] != sid
     assert reply.json["persona"] != persona, "A still served the erased persona"
+
+
+async def test_a_copy_made_by_a_cold_read_is_refused_within_the_bound_after_a_clear_elsewhere(
+    server_factory: StartServer, http: aiohttp.ClientSession
+) -> None:
+    """B first sees A's cookie on a read: read_session (no lock, no write) answers it and B
+    keeps the copy; a clear on A then stops B's copy within the bound, as any copy."""
+    a, b = await two_workers(server_factory)
+    visitor = Visitor(http, a)
+    first = await visitor.get("/api/session")
+    assert first.status == 200, first
+    sid = first.json["sessionId"]
+    old = visitor.cookie
+    sid_on_b = await cached_on(visitor, b)  # a cold read on B, then a hit of the copy it kept
+    assert sid_on_b == sid
+    visitor.server = a
+    assert (await visitor.delete("/api/session", cookie=old)).status == 200
+    await asyncio.sleep(BOUND + SLACK)  # nobody reads B's copy meanwhile
+    await refused_on(b, visitor, old, sid)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from bevsession.errors import InvalidInput, SessionNotFound, SessionRevoked
 from bevsession.models import (
+    VECTOR_NAMES,
     ChatTurnBegin,
     ClearResult,
     ForgetResult,
@@ -381,6 +382,42 @@ async def test_brief_chat_turn_reads_what_the_full_one_holds(service: SessionSer
         for m in page.messages
     ]
     assert [m.generation_mode for m in second.history.messages] == ["fresh", None]
+
+
+async def test_read_session_reads_what_get_session_holds_and_writes_nothing(
+    service: SessionService,
+) -> None:
+    """The cold read: no row → nothing (adopt it); else the session and the persona's summary
+    as get_session has them (histories and questions at their defaults), nothing touched."""
+    session_id = sid()
+    missing = await service.read_session(session_id)
+    assert missing.session is None and missing.persona is None
+    with pytest.raises(SessionNotFound):
+        await service.update_persona(session_id, {"craft_score": 0.1})  # read created nothing
+    signal = PersonaSignal(signal_type="role_mention", signal_text="I run sales",
+                           signal_strength="strong", vector="functional_role",
+                           vector_value="sales")  # fmt: skip
+    await service.begin_chat_turn(session_id, "I run sales", signals=[signal])
+    full = await service.get_session(session_id, touch=False)
+    read = await service.read_session(session_id)
+    assert read.session == full.session.model_copy(update={"persona": None, "last_message": None})
+    assert read.persona is not None and read.settled is True
+    assert full.persona.detection_vectors.functional_role_history  # the summary leaves it out
+    summary = full.persona.model_copy(
+        update={
+            "questions_asked": [],
+            "detection_vectors": full.persona.detection_vectors.model_copy(
+                update={f"{vector}_history": [] for vector in VECTOR_NAMES}
+            ),
+        }
+    )
+    assert read.persona == summary
+    assert read.read_at >= full.session.last_activity_at
+    again = await service.get_session(session_id, touch=False)
+    assert again.session.last_activity_at == full.session.last_activity_at, "read touches nothing"
+    await service.clear_session(session_id)
+    with pytest.raises(SessionRevoked):
+        await service.read_session(session_id)
 
 
 # --- clear and forget ----------------------------------------------------------------------------

@@ -96,15 +96,15 @@ def setup(
     prefix = api_prefix.rstrip("/")
     app[SETTINGS] = settings
     revoked = RevokedSessions(settings.session_ttl)
-    store: SessionStore = SessionStore(settings, revoked=revoked)
-    if settings.session_read_cache_seconds > 0:
-        cache = ReadCache(
-            settings.session_read_cache_seconds,
-            settings.session_read_cache_entries,
-            validity=READ_CACHE_VALIDITY_FLUSHES * settings.session_touch_flush_seconds,
-            revoked=revoked,
-        )
-        store = CachedSessionStore(settings, cache, revoked=revoked)
+    # Always the cached store: with SESSION_READ_CACHE_SECONDS=0 it holds no copy, and still
+    # reports the reads read_session answered without a touch (one batch per flush interval).
+    cache = ReadCache(
+        settings.session_read_cache_seconds,
+        settings.session_read_cache_entries,
+        validity=READ_CACHE_VALIDITY_FLUSHES * settings.session_touch_flush_seconds,
+        revoked=revoked,
+    )
+    store: SessionStore = CachedSessionStore(settings, cache, revoked=revoked)
     app[SESSION_STORE] = store
     app[SESSION_PATHS] = session_paths if session_paths is not None else SessionPaths()
     app[DETECTOR] = detector or KeywordSignalDetector()

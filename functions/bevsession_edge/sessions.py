@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 
 from bevsession.errors import DatabaseUnavailable, SessionExpired, SessionNotFound, SessionRevoked
-from bevsession.models import SessionData, SessionSnapshot
+from bevsession.models import SessionData, SessionRead, SessionSnapshot
 
 from .keys import SERVICE, SESSION_STORE
 from .session_cookie import SessionState, persona_json, sealed_by_seed
@@ -61,6 +61,14 @@ class Current:
 
 def remember(request: web.Request, data: SessionData, persona: dict[str, Any] | None) -> None:
     """Copy what the database returned into the cookie's summary (*persona*: persona_json)."""
+    session = _copy_into_cookie(request, data, persona)
+    # the database's clock: what the store's batched checks compare with
+    request.app[SESSION_STORE].confirmed(request, session, data.last_activity_at)
+
+
+def _copy_into_cookie(
+    request: web.Request, data: SessionData, persona: dict[str, Any] | None
+) -> SessionState:
     session = session_of(request)
     fields: dict[str, Any] = {
         "createdAt": data.created_at,
@@ -78,8 +86,7 @@ def remember(request: web.Request, data: SessionData, persona: dict[str, Any] | 
     if persona is not None:
         fields["persona"] = persona
     session.update(**fields)
-    # the database's clock: what the store's batched checks compare with
-    request.app[SESSION_STORE].confirmed(request, session, data.last_activity_at)
+    return session
 
 
 def refusal_reason(exc: SessionRevoked | SessionExpired) -> str:
@@ -117,21 +124,43 @@ async def get_or_adopt(request: web.Request) -> SessionSnapshot:
     one RPC; the database wins whenever it has the session (a Node app's cookie also proves the
     activity that app saw, which the idle timeout counts)."""
     session = session_of(request)
+    return await for_visitor(request, lambda: _get_or_adopt_once(request, session))
+
+
+async def _get_or_adopt_once(request: web.Request, session: SessionState) -> SessionSnapshot:
+    service = request.app[SERVICE]
+    cookie = session.cookie_user  # read at call time: a restarted session has none
+    if cookie is None:
+        return await service.get_session(session.session_id)
+    # The Node app's requests are activity this database did not see; ours are not.
+    adopted = await service.adopt_session(
+        session.session_id, cookie, count_cookie_activity=sealed_by_seed(cookie)
+    )
+    if adopted.adopted:
+        changed = f"; the seed rules changed {adopted.dropped}" if adopted.dropped else ""
+        log.info("session adopted from its cookie%s", changed)
+    return adopted
+
+
+async def _read_or_adopt(request: web.Request) -> SessionSnapshot | SessionRead:
+    """A plain read's database call. A cookie this server sealed is read without a lock or a
+    write (``read_session``; the store reports the read with its batched touch) unless that
+    read would need a write; a new visitor, a seed cookie (its activity counts at once) and
+    those go through :func:`get_or_adopt`'s call. One RPC, two only for the rare read that
+    needs a write."""
+    session = session_of(request)
     service = request.app[SERVICE]
 
-    async def operation() -> SessionSnapshot:
-        cookie = session.cookie_user  # read at call time: a restarted session has none
-        if cookie is None:
-            return await service.get_session(session.session_id)
-        # The Node app's requests are activity this database did not see; ours are not.
-        adopted = await service.adopt_session(
-            session.session_id, cookie, count_cookie_activity=sealed_by_seed(cookie)
-        )
-        if adopted.adopted:
-            changed = f"; the seed rules changed {adopted.dropped}" if adopted.dropped else ""
-            log.info("session adopted from its cookie%s", changed)
-        return adopted
+    async def operation() -> SessionSnapshot | SessionRead:
+        cookie = session.cookie_user
+        if cookie is not None and not sealed_by_seed(cookie):
+            read = await service.read_session(session.session_id)
+            if read.session is not None:
+                return read
+        return await _get_or_adopt_once(request, session)
 
+    if not request.app[SESSION_STORE].reports_reads:
+        return await get_or_adopt(request)
     return await for_visitor(request, operation)
 
 
@@ -140,13 +169,19 @@ async def current_session(request: web.Request) -> Current:
     store's copy when it may answer without the database, else one RPC; while the database is
     away a known visitor is answered from the cookie (a new one: ``DatabaseUnavailable``)."""
     session = session_of(request)
-    if request.app[SESSION_STORE].answer_read(request):
+    store = request.app[SESSION_STORE]
+    if store.answer_read(request):
         return Current(session, "cache")
     try:
-        snap = await get_or_adopt(request)
+        snap = await _read_or_adopt(request)
     except DatabaseUnavailable:
         if session.is_new:
             raise
         return Current(session, "cookie")  # reads are served from the cookie meanwhile
-    remember(request, snap.session, persona_json(snap.persona))
+    if isinstance(snap, SessionRead):
+        assert snap.session is not None and snap.persona is not None  # a read that found it
+        _copy_into_cookie(request, snap.session, persona_json(snap.persona))
+        store.read_later(request, session, snap.read_at, settled=snap.settled)
+    else:
+        remember(request, snap.session, persona_json(snap.persona))
     return Current(session, "database")

@@ -16,6 +16,8 @@ whether there is a cache at all:
 - :meth:`SessionStore.confirmed` — the database just returned this session (``sessions.py``
   tells the store whenever a handler's call did);
 - :meth:`SessionStore.answer_read` — may a plain read be answered without the database;
+- :meth:`SessionStore.read_later` — the database answered a read without touching the session
+  (``read_session``, only when :attr:`SessionStore.reports_reads`): report it later;
 - :meth:`SessionStore.end` — the session is over (cleared, forgotten, refused);
 - :meth:`SessionStore.kept` / :meth:`SessionStore.written` — the cookie was left as it came, or
   sealed anew.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import hdrs, web
 
@@ -75,6 +77,10 @@ class SessionStore:
     """Sessions kept in the sealed cookie (iron's ``Fe26.2``, as iron-session seals them)."""
 
     __slots__ = ("cookie", "rejections", "revoked", "sealer", "settings")
+
+    # Whether this store reports reads to the database itself (a batched touch): then a plain
+    # read may ask the database without touching the session (read_later). Not here.
+    reports_reads: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, *, revoked: RevokedSessions | None = None) -> None:
         self.settings = settings
@@ -139,6 +145,15 @@ class SessionStore:
         """Whether a plain read of the request's session may be answered without the database
         (and is then counted as one). Never for the cookie alone: the database decides."""
         return False
+
+    def read_later(
+        self, request: web.Request, session: SessionState, read_at: int, *, settled: bool
+    ) -> None:
+        """The database answered a read of *session* (its content now in ``session.user``) at
+        *read_at* (ms, its clock) without touching it: report the read with the next batch.
+        *settled*: no writer had the row, so the content may count as confirmed at *read_at*.
+        Only called when :attr:`reports_reads`."""
+        raise NotImplementedError("this store does not report reads")
 
     def refuse(self, request: web.Request, reason: str) -> None:
         """The database refused the request's session (revoked, expired): count it, end it

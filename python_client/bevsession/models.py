@@ -94,6 +94,7 @@ __all__ = [
     "ScoreName",
     "SessionCounts",
     "SessionData",
+    "SessionRead",
     "SessionSnapshot",
     "SessionStats",
     "SignalRecord",
@@ -347,6 +348,23 @@ class AdoptionSnapshot(SessionSnapshot):
 
     adopted: bool = False
     dropped: dict[str, int] = Field(default_factory=dict)
+
+
+class SessionRead(_Result):
+    """``read_session``: the session for a read, taken without a lock or a write.
+
+    ``session`` None: the read would need a write (no row yet, an import to complete): call
+    ``adopt_session``. Otherwise ``persona`` is the summary (no detection histories, no
+    questions: they keep their empty defaults), ``read_at`` the database's clock at the read
+    (the ``seen_ms`` a batched ``touch_sessions`` reports it with) and ``settled`` whether no
+    other transaction had locked or changed the row it read (a copy may be kept only then).
+    ``session.persona`` is not filled in.
+    """
+
+    session: SessionData | None = None
+    persona: PersonaScores | None = None
+    read_at: Millis = 0
+    settled: bool = False
 
 
 class PersonaUpdateResult(_Result):

@@ -31,6 +31,7 @@ FUNCTIONS: Final[Mapping[str, RpcFunction]] = {
     for f in (
         RpcFunction("get_session", ("touch",)),
         RpcFunction("adopt_session", ("cookie", "count_cookie_activity")),
+        RpcFunction("read_session", read_only=True),
         RpcFunction("update_persona", ("updates",)),
         RpcFunction(
             "record_persona_signal",

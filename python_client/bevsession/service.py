@@ -66,6 +66,7 @@ from .models import (
     Role,
     SealKeyCheck,
     SessionPolicy,
+    SessionRead,
     SessionSnapshot,
     SessionStats,
     SignalResult,
@@ -137,6 +138,13 @@ class SessionService:
         """
         args = {"cookie": cookie, "count_cookie_activity": count_cookie_activity}
         return await self._visit(session_id, "adopt_session", args, AdoptionSnapshot)
+
+    @validated
+    async def read_session(self, session_id: SessionId) -> SessionRead:
+        """The session and its persona's summary for a read: no lock, no write, nothing
+        touched (report the read later: :meth:`touch_sessions` with ``read_at``). ``session``
+        is None when the read would need a write: then :meth:`adopt_session`."""
+        return await self._visit(session_id, "read_session", {}, SessionRead)
 
     @validated
     async def update_persona(

@@ -8,7 +8,7 @@ grant usage on schema extensions to session_visitor;
 grant execute on all functions in schema extensions to session_visitor;
 set local search_path = extensions, public;
 
-select plan(238);
+select plan(244);
 
 -- ---------------------------------------------------------------------------------------------
 -- The visitor role
@@ -283,8 +283,8 @@ select functions_are('public', array[
     'add_conversation_message', 'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn',
     'register_seal_keys', 'admin_session_stats', 'link_session', 'validate_sessions',
     'adopt_session', 'import_seed_sessions', 'import_seed_personas', 'import_seed_messages', 'import_seed_signals',
-    'import_seed_summary'],
-    'public holds exactly the twenty-two RPC functions');
+    'import_seed_summary', 'read_session'],
+    'public holds exactly the twenty-three RPC functions');
 select is((select count(*)::int from pg_catalog.pg_proc
            where pronamespace = 'public'::regnamespace and prosecdef), 0,
           'every public function is security invoker');
@@ -308,7 +308,7 @@ select is((select array_agg(p.oid::regprocedure::text order by 1) from pg_catalo
           'no SQL helper in bevsession has a SET clause or security definer (so each can be inlined)');
 
 -- ---------------------------------------------------------------------------------------------
--- EXECUTE grants: 22 functions × 5 roles, and the exact grantee list of each
+-- EXECUTE grants: 23 functions × 5 roles, and the exact grantee list of each
 -- ---------------------------------------------------------------------------------------------
 create temporary table api (sig text primary key, visitor boolean not null, worker boolean not null default false);
 insert into api values
@@ -333,7 +333,8 @@ insert into api values
     ('public.import_seed_personas(jsonb,timestamp with time zone)', false),
     ('public.import_seed_messages(jsonb,timestamp with time zone)', false),
     ('public.import_seed_signals(jsonb,timestamp with time zone)', false),
-    ('public.import_seed_summary(timestamp with time zone)', false);
+    ('public.import_seed_summary(timestamp with time zone)', false),
+    ('public.read_session()', true);
 -- the edge worker's own calls (20261201003200_least_privilege.sql)
 update api set worker = true where sig in ('public.touch_sessions(uuid[],bigint[])', 'public.validate_sessions(uuid[],bigint[])',
                                            'public.register_seal_keys(jsonb)', 'public.get_session_policy()');

@@ -10,7 +10,7 @@ grant usage on schema extensions to session_visitor, session_worker, service_rol
 grant execute on all functions in schema extensions to session_visitor, session_worker, service_role, anon, authenticated;
 set local search_path = extensions, public;
 
-select plan(365);
+select plan(369);
 
 -- What one statement did, as the current role: 'N rows' (read or written), 'permission denied'
 -- (no privilege: 42501), 'policy violation' (a row-level policy refused a new row: also 42501),
@@ -73,6 +73,7 @@ insert into rpc values
     ('get_session',              false, 'select public.get_session()'),
     ('get_session_policy',       false, 'select public.get_session_policy()'),
     ('adopt_session',            false, $$select public.adopt_session('{}')$$),
+    ('read_session',             false, 'select public.read_session()'),
     ('update_persona',           false, $$select public.update_persona('{"craft_score": 0.1}')$$),
     ('record_persona_signal',    false, $$select public.record_persona_signal('x', 'y', 'weak')$$),
     ('add_conversation_message', false, $$select public.add_conversation_message('user', 'x')$$),
@@ -95,7 +96,7 @@ insert into rpc values
 -- the order a session calls them in (it ends by clearing, then forgetting itself)
 create temporary table rpc_order (name text primary key, step int not null);
 insert into rpc_order select name, row_number() over () from unnest(array[
-    'get_session', 'get_session_policy', 'adopt_session', 'update_persona', 'record_persona_signal', 'add_conversation_message',
+    'get_session', 'get_session_policy', 'adopt_session', 'read_session', 'update_persona', 'record_persona_signal', 'add_conversation_message',
     'get_conversation_history', 'begin_chat_turn', 'finish_chat_turn', 'link_session', 'clear_session', 'forget_session',
     'touch_sessions', 'validate_sessions', 'purge_sessions', 'register_seal_keys', 'admin_session_stats',
     'import_seed_sessions', 'import_seed_personas', 'import_seed_messages', 'import_seed_signals', 'import_seed_summary']) as name;
